@@ -15,7 +15,7 @@ $(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml tools/system-d
 	$(BIN)/python -m pip install -q --upgrade pip==25.3
 	$(BIN)/python -m pip install -q -r requirements.txt
 	$(BIN)/python -m pip install -q --no-deps -r requirements-nodeps.txt
-	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip install -q --no-deps -e .
 	bash tools/system-deps.sh
 	$(BIN)/faceguard models setup
 	@touch $(STAMP)
