@@ -1,0 +1,510 @@
+"""Every read of the log: the metrics the pages draw and the windows the rollback rules judge.
+
+Each function opens the database read-only for one query (waiting briefly while an ingest
+holds it) and returns a DataFrame or a small frozen dataclass. ``db`` is a ``Settings`` or
+the database path. A database that does not exist yet gives empty, correctly-typed results,
+so every page works on a fresh install. Timestamps come back as UTC-aware ``datetime64``.
+
+Definitions (per model version, per time bucket of the image's timestamp):
+
+- images: every logged image of the version; share: its part of the bucket's served traffic
+  (rows of variant ``shadow`` ran beside another version and are not traffic).
+- error_rate = non-ok images / images. Latency (mean, p50, p95) is over ok images, p50/p95
+  linearly interpolated (``numpy.percentile``'s default).
+- flagged_rate = images flagged for review / images.
+- From reviews, where the latest review of an image (by one reviewer) supersedes earlier
+  ones: confirmed = detections judged correct, false_positives = detections judged wrong,
+  missed = faces the reviewer added.
+  precision = confirmed / (confirmed + false_positives)   sample size n_precision
+  recall    = confirmed / (confirmed + missed)             sample size n_recall
+  fp_per_100 = 100 * false_positives / reviewed_images     sample size reviewed_images
+  A rate whose sample size is 0 is NaN, not 0.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from faceguard.config import Settings
+from faceguard.log.ingest import pending_spool_bytes, spool_files
+from faceguard.log.schema import LATEST_VERSION, RECORD_TABLES, memory_connection, open_for_read, schema_version
+
+DbRef = Settings | Path | str
+
+BUCKETS = {"minute": "minute", "hour": "hour", "day": "day", "week": "week"}
+READ_TIMEOUT_S = 10.0
+
+# The latest review of each (image, version) decides its verdicts: a second look replaces the first.
+_LATEST_REVIEWS = """
+    latest_reviews AS (
+        SELECT r.image_id, r.model_version, r.verdict, r.ts
+        FROM reviews r
+        JOIN (
+            SELECT image_id, model_version, arg_max(reviewer, ts) AS reviewer
+            FROM reviews WHERE $include_demo OR NOT demo GROUP BY image_id, model_version
+        ) AS last USING (image_id, model_version, reviewer)
+        WHERE $include_demo OR NOT r.demo
+    )"""
+
+
+def db_path(db: DbRef) -> Path:
+    """The database file named by a Settings or a path."""
+    return db.db_path if isinstance(db, Settings) else Path(db)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError(f"timestamps must be timezone-aware (UTC), got naive {value.isoformat()}")
+    return value.astimezone(timezone.utc)
+
+
+def _now(now: datetime | None) -> datetime:
+    return _utc(now) if now is not None else datetime.now(timezone.utc)  # type: ignore[return-value]
+
+
+def _read(db: DbRef, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    path = db_path(db)
+    with open_for_read(path, timeout_s=READ_TIMEOUT_S) as con:
+        if con is not None:
+            return con.execute(sql, params or {}).df()
+    empty = memory_connection()  # no database yet: the same query on empty tables, for typed columns
+    try:
+        return empty.execute(sql, params or {}).df()
+    finally:
+        empty.close()
+
+
+def _decode_json(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    for col in columns:
+        if col in df.columns:
+            df[col] = [None if v is None or v is pd.NA else json.loads(v) for v in df[col].astype(object)]
+    return df
+
+
+# -- metrics ------------------------------------------------------------------------------------
+METRIC_COLUMNS = [
+    "bucket", "model_version", "images", "faces", "errors", "error_rate", "mean_ms", "p50_ms", "p95_ms",
+    "share", "flagged", "flagged_rate", "reviewed_images", "confirmed", "false_positives", "missed",
+    "precision", "recall", "fp_per_100", "n_precision", "n_recall",
+]
+
+
+def metrics_by_version(
+    db: DbRef,
+    *,
+    bucket: str | None = "hour",
+    since: datetime | None = None,
+    until: datetime | None = None,
+    versions: Sequence[str] | None = None,
+    include_demo: bool = True,
+) -> pd.DataFrame:
+    """Traffic, errors, latency and review quality per version and time bucket (see module docs).
+
+    ``bucket`` is ``"minute"``, ``"hour"``, ``"day"``, ``"week"`` (UTC) or None for one row per
+    version over the whole range. ``since`` is inclusive, ``until`` exclusive.
+    """
+    if bucket is not None and bucket not in BUCKETS:
+        raise ValueError(f"bucket must be one of {', '.join(BUCKETS)} or None, got {bucket!r}")
+    bucket_sql = f"date_trunc('{BUCKETS[bucket]}', ts)" if bucket else "NULL::TIMESTAMPTZ"
+    sql = f"""
+    WITH img AS (
+        SELECT {bucket_sql} AS bucket, image_id, model_version, variant, num_faces, status, processing_ms, flagged
+        FROM images
+        WHERE ($include_demo OR NOT demo)
+          AND ($since IS NULL OR ts >= $since) AND ($until IS NULL OR ts < $until)
+          AND ($versions IS NULL OR list_contains($versions, model_version))
+    ),
+    traffic AS (
+        SELECT bucket, model_version,
+               count(*) AS images,
+               count(*) FILTER (WHERE variant <> 'shadow') AS served,
+               sum(num_faces) AS faces,
+               count(*) FILTER (WHERE status <> 'ok') AS errors,
+               avg(processing_ms) FILTER (WHERE status = 'ok') AS mean_ms,
+               quantile_cont(processing_ms, 0.5) FILTER (WHERE status = 'ok') AS p50_ms,
+               quantile_cont(processing_ms, 0.95) FILTER (WHERE status = 'ok') AS p95_ms,
+               count(*) FILTER (WHERE flagged) AS flagged
+        FROM img GROUP BY bucket, model_version
+    ),
+    {_LATEST_REVIEWS},
+    quality AS (
+        SELECT img.bucket, r.model_version,
+               count(DISTINCT r.image_id) AS reviewed_images,
+               count(*) FILTER (WHERE r.verdict = 'correct') AS confirmed,
+               count(*) FILTER (WHERE r.verdict = 'false_positive') AS false_positives,
+               count(*) FILTER (WHERE r.verdict = 'missed') AS missed
+        FROM latest_reviews r JOIN img USING (image_id)
+        WHERE $versions IS NULL OR list_contains($versions, r.model_version)
+        GROUP BY img.bucket, r.model_version
+    )
+    SELECT bucket, model_version,
+           coalesce(images, 0) AS images, coalesce(faces, 0) AS faces, coalesce(errors, 0) AS errors,
+           errors / nullif(images, 0) AS error_rate,
+           mean_ms, p50_ms, p95_ms,
+           served / nullif(sum(served) OVER (PARTITION BY bucket), 0) AS share,
+           coalesce(flagged, 0) AS flagged, flagged / nullif(images, 0) AS flagged_rate,
+           coalesce(reviewed_images, 0) AS reviewed_images, coalesce(confirmed, 0) AS confirmed,
+           coalesce(false_positives, 0) AS false_positives, coalesce(missed, 0) AS missed,
+           confirmed / nullif(confirmed + false_positives, 0) AS precision,
+           confirmed / nullif(confirmed + missed, 0) AS recall,
+           100.0 * false_positives / nullif(reviewed_images, 0) AS fp_per_100,
+           coalesce(confirmed + false_positives, 0) AS n_precision,
+           coalesce(confirmed + missed, 0) AS n_recall
+    FROM traffic FULL OUTER JOIN quality USING (bucket, model_version)
+    ORDER BY bucket NULLS FIRST, model_version
+    """
+    df = _read(db, sql, {
+        "include_demo": include_demo, "since": _utc(since), "until": _utc(until),
+        "versions": list(versions) if versions is not None else None,
+    })
+    for col in ("images", "faces", "errors", "flagged", "reviewed_images", "confirmed", "false_positives",
+                "missed", "n_precision", "n_recall"):
+        df[col] = df[col].astype("int64")
+    for col in ("error_rate", "mean_ms", "p50_ms", "p95_ms", "share", "flagged_rate", "precision", "recall",
+                "fp_per_100"):
+        df[col] = df[col].astype("float64")
+    return df[METRIC_COLUMNS]
+
+
+@dataclass(frozen=True, kw_only=True)
+class WindowStats:
+    """One version's most recent images, as the rollback rules see them.
+
+    ``reviewed_total`` counts reviewed images in the window and ``reviewed_fp`` the false
+    positives found in them, so ``fp_rate`` is false positives per reviewed image (the unit
+    of ``GuardSettings.max_fp_rate`` and, times 100, of ``fp_per_100``).
+    """
+
+    version: str
+    n: int = 0
+    errors: int = 0
+    consecutive_failures: int = 0  # trailing run of non-ok images, newest first
+    mean_ms: float | None = None  # over ok images
+    p95_ms: float | None = None
+    reviewed_fp: int = 0
+    reviewed_total: int = 0
+    reviewed_confirmed: int = 0
+    reviewed_missed: int = 0
+    shadow_disagreements: int = 0
+    shadow_total: int = 0
+    first_ts: datetime | None = None
+    last_ts: datetime | None = None
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.errors / self.n if self.n else None
+
+    @property
+    def fp_rate(self) -> float | None:
+        return self.reviewed_fp / self.reviewed_total if self.reviewed_total else None
+
+    @property
+    def shadow_disagreement_rate(self) -> float | None:
+        return self.shadow_disagreements / self.shadow_total if self.shadow_total else None
+
+
+def window_stats(
+    db: DbRef,
+    *,
+    version: str,
+    last_n: int | None = None,
+    last_minutes: float | None = None,
+    now: datetime | None = None,
+    reviewed_only: bool = False,
+    include_demo: bool = False,
+) -> WindowStats:
+    """Stats over the version's last ``last_n`` images and/or those of the last ``last_minutes``.
+
+    With both, the window is the intersection; with neither, all of the version's images up
+    to ``now``. ``reviewed_only`` restricts the window to reviewed images (for a rule like
+    "false positives in the last 100 reviewed images"). Demo rows are left out by default so
+    demo data can never trigger a rollback.
+    """
+    if last_n is not None and last_n <= 0:
+        raise ValueError(f"last_n must be positive, got {last_n}")
+    now_utc = _now(now)
+    since = now_utc - timedelta(minutes=last_minutes) if last_minutes is not None else None
+    sql = f"""
+    WITH {_LATEST_REVIEWS.strip()},
+    w AS (
+        SELECT image_id, ts, status, processing_ms, shadow_version, shadow_disagree
+        FROM images
+        WHERE model_version = $version AND ts <= $now AND ($since IS NULL OR ts >= $since)
+          AND ($include_demo OR NOT demo)
+          AND (NOT $reviewed_only OR image_id IN (SELECT image_id FROM latest_reviews WHERE model_version = $version))
+        ORDER BY ts DESC, image_id DESC
+        LIMIT $limit
+    ),
+    last_ok AS (SELECT max(ts) FILTER (WHERE status = 'ok') AS t FROM w),
+    rv AS (
+        SELECT count(DISTINCT r.image_id) AS total,
+               count(*) FILTER (WHERE verdict = 'false_positive') AS fp,
+               count(*) FILTER (WHERE verdict = 'correct') AS confirmed,
+               count(*) FILTER (WHERE verdict = 'missed') AS missed
+        FROM latest_reviews r JOIN w USING (image_id) WHERE r.model_version = $version
+    )
+    SELECT count(*) AS n,
+           count(*) FILTER (WHERE status <> 'ok') AS errors,
+           count(*) FILTER (WHERE status <> 'ok' AND ((SELECT t FROM last_ok) IS NULL OR ts > (SELECT t FROM last_ok)))
+               AS consecutive_failures,
+           avg(processing_ms) FILTER (WHERE status = 'ok') AS mean_ms,
+           quantile_cont(processing_ms, 0.95) FILTER (WHERE status = 'ok') AS p95_ms,
+           (SELECT fp FROM rv) AS reviewed_fp, (SELECT total FROM rv) AS reviewed_total,
+           (SELECT confirmed FROM rv) AS reviewed_confirmed, (SELECT missed FROM rv) AS reviewed_missed,
+           count(*) FILTER (WHERE shadow_disagree) AS shadow_disagreements,
+           count(*) FILTER (WHERE shadow_version IS NOT NULL) AS shadow_total,
+           min(ts) AS first_ts, max(ts) AS last_ts
+    FROM w
+    """
+    df = _read(db, sql, {
+        "version": version, "now": now_utc, "since": since, "include_demo": include_demo,
+        "reviewed_only": reviewed_only, "limit": last_n if last_n is not None else 2**62,
+    })
+    row = df.iloc[0]
+
+    def num(v: Any) -> float | None:
+        return None if pd.isna(v) else float(v)
+
+    def when(v: Any) -> datetime | None:
+        return None if pd.isna(v) else pd.Timestamp(v).to_pydatetime()
+
+    return WindowStats(
+        version=version, n=int(row["n"]), errors=int(row["errors"]),
+        consecutive_failures=int(row["consecutive_failures"]), mean_ms=num(row["mean_ms"]),
+        p95_ms=num(row["p95_ms"]), reviewed_fp=int(row["reviewed_fp"]), reviewed_total=int(row["reviewed_total"]),
+        reviewed_confirmed=int(row["reviewed_confirmed"]), reviewed_missed=int(row["reviewed_missed"]),
+        shadow_disagreements=int(row["shadow_disagreements"]), shadow_total=int(row["shadow_total"]),
+        first_ts=when(row["first_ts"]), last_ts=when(row["last_ts"]),
+    )
+
+
+def latency_samples(
+    db: DbRef, version: str, since: datetime | None = None, until: datetime | None = None, *,
+    include_demo: bool = True,
+) -> np.ndarray:
+    """Per-image processing_ms of the version's ok images in [since, until), for bootstrapping."""
+    df = _read(db, """
+        SELECT processing_ms FROM images
+        WHERE model_version = $version AND status = 'ok' AND ($include_demo OR NOT demo)
+          AND ($since IS NULL OR ts >= $since) AND ($until IS NULL OR ts < $until)
+        ORDER BY ts
+    """, {"version": version, "since": _utc(since), "until": _utc(until), "include_demo": include_demo})
+    return df["processing_ms"].to_numpy(dtype=np.float64)
+
+
+def variant_counts(
+    db: DbRef, since: datetime | None = None, until: datetime | None = None, *, include_demo: bool = True
+) -> pd.DataFrame:
+    """Images per (model_version, variant) in [since, until): columns model_version, variant, images, share."""
+    return _read(db, """
+        SELECT model_version, variant, count(*) AS images,
+               count(*) / sum(count(*)) OVER () AS share
+        FROM images
+        WHERE ($include_demo OR NOT demo) AND ($since IS NULL OR ts >= $since) AND ($until IS NULL OR ts < $until)
+        GROUP BY model_version, variant ORDER BY images DESC, model_version, variant
+    """, {"since": _utc(since), "until": _utc(until), "include_demo": include_demo})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Volume:
+    """Traffic of one UTC day."""
+
+    day: datetime
+    images: int = 0
+    faces: int = 0
+    errors: int = 0
+    flagged: int = 0
+
+
+def today_volume(db: DbRef, now: datetime | None = None, *, include_demo: bool = True) -> Volume:
+    """Images, faces, errors and flags since midnight UTC of ``now``."""
+    day = _now(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    df = _read(db, """
+        SELECT count(*) AS images, coalesce(sum(num_faces), 0) AS faces,
+               count(*) FILTER (WHERE status <> 'ok') AS errors, count(*) FILTER (WHERE flagged) AS flagged
+        FROM images WHERE ts >= $day AND ts < $day + INTERVAL 1 DAY AND ($include_demo OR NOT demo)
+    """, {"day": day, "include_demo": include_demo})
+    row = df.iloc[0]
+    return Volume(day=day, images=int(row["images"]), faces=int(row["faces"]), errors=int(row["errors"]),
+                  flagged=int(row["flagged"]))
+
+
+# -- images and reviews --------------------------------------------------------------------------
+_IMAGE_JSON = ("boxes", "stage_ms", "shadow_boxes")
+
+
+def recent_images(
+    db: DbRef, *, limit: int = 50, version: str | None = None, variant: str | None = None,
+    include_demo: bool = True,
+) -> pd.DataFrame:
+    """The newest images (all columns; boxes and stage times decoded from JSON)."""
+    df = _read(db, """
+        SELECT * FROM images
+        WHERE ($version IS NULL OR model_version = $version) AND ($variant IS NULL OR variant = $variant)
+          AND ($include_demo OR NOT demo)
+        ORDER BY ts DESC, image_id LIMIT $limit
+    """, {"version": version, "variant": variant, "limit": int(limit), "include_demo": include_demo})
+    return _decode_json(df, _IMAGE_JSON)
+
+
+def image_by_hash(db: DbRef, sha256_or_image_id: str) -> pd.DataFrame:
+    """Every processing of an input (by sha256 of its bytes, or by image id), newest first.
+
+    Answers "which version processed this image?": see the ``model_version`` and ``variant`` columns.
+    """
+    key = sha256_or_image_id.strip().lower()
+    df = _read(db, """
+        SELECT * FROM images WHERE input_sha256 = $key OR image_id = $key ORDER BY ts DESC
+    """, {"key": key})
+    return _decode_json(df, _IMAGE_JSON)
+
+
+def review_queue(
+    db: DbRef, *, limit: int = 50, reviewer: str | None = None, include_demo: bool = True
+) -> pd.DataFrame:
+    """Flagged images kept for review that nobody (or not ``reviewer``) has reviewed yet, newest first."""
+    df = _read(db, """
+        SELECT * FROM images i
+        WHERE flagged AND review_path IS NOT NULL AND ($include_demo OR NOT demo)
+          AND NOT EXISTS (
+              SELECT 1 FROM reviews r WHERE r.image_id = i.image_id AND ($reviewer IS NULL OR r.reviewer = $reviewer)
+          )
+        ORDER BY ts DESC, image_id LIMIT $limit
+    """, {"reviewer": reviewer, "limit": int(limit), "include_demo": include_demo})
+    return _decode_json(df, _IMAGE_JSON)
+
+
+def reviews_for(db: DbRef, image_id: str) -> pd.DataFrame:
+    """Every review row of one image, oldest first (``box`` decoded)."""
+    df = _read(db, "SELECT * FROM reviews WHERE image_id = $id ORDER BY ts, review_id", {"id": image_id})
+    return _decode_json(df, ("box",))
+
+
+# -- events, alerts, resources, evaluations ------------------------------------------------------
+def events(
+    db: DbRef, *, kinds: Sequence[str] | None = None, limit: int | None = None, since: datetime | None = None,
+    version: str | None = None, include_demo: bool = True,
+) -> pd.DataFrame:
+    """Model events, newest first (``evidence`` decoded)."""
+    df = _read(db, """
+        SELECT * FROM events
+        WHERE ($kinds IS NULL OR list_contains($kinds, kind)) AND ($since IS NULL OR ts >= $since)
+          AND ($version IS NULL OR from_version = $version OR to_version = $version)
+          AND ($include_demo OR NOT demo)
+        ORDER BY ts DESC, event_id LIMIT $limit
+    """, {"kinds": list(kinds) if kinds is not None else None, "since": _utc(since), "version": version,
+          "limit": int(limit) if limit is not None else 2**62, "include_demo": include_demo})
+    return _decode_json(df, ("evidence",))
+
+
+SERVING_EVENT_KINDS = ("switch", "promote", "rollback")
+
+
+def current_version_at(db: DbRef, when: datetime | None = None, *, include_demo: bool = True) -> str | None:
+    """The stable version at ``when``: the ``to_version`` of the last switch, promote or rollback before it."""
+    df = _read(db, """
+        SELECT to_version FROM events
+        WHERE list_contains($kinds, kind) AND to_version IS NOT NULL AND ts <= $when AND ($include_demo OR NOT demo)
+        ORDER BY ts DESC LIMIT 1
+    """, {"kinds": list(SERVING_EVENT_KINDS), "when": _now(when), "include_demo": include_demo})
+    return None if df.empty else str(df.iloc[0, 0])
+
+
+def alerts(
+    db: DbRef, *, open_only: bool = False, limit: int | None = None, include_demo: bool = True
+) -> pd.DataFrame:
+    """Alerts, newest first, with ``acked_ts``/``acked_by`` of the first acknowledgement and ``open``."""
+    df = _read(db, """
+        WITH first_ack AS (
+            SELECT alert_id, min(ts) AS acked_ts, arg_min(actor, ts) AS acked_by FROM alert_acks GROUP BY alert_id
+        )
+        SELECT a.*, f.acked_ts, f.acked_by, f.acked_ts IS NULL AS open
+        FROM alerts a LEFT JOIN first_ack f USING (alert_id)
+        WHERE (NOT $open_only OR f.acked_ts IS NULL) AND ($include_demo OR NOT a.demo)
+        ORDER BY a.ts DESC, a.alert_id LIMIT $limit
+    """, {"open_only": open_only, "limit": int(limit) if limit is not None else 2**62,
+          "include_demo": include_demo})
+    return _decode_json(df, ("evidence",))
+
+
+def resource_samples(
+    db: DbRef, *, minutes: float = 60.0, now: datetime | None = None, include_demo: bool = True
+) -> pd.DataFrame:
+    """CPU % and resident MB per process over the last ``minutes``, oldest first."""
+    now_utc = _now(now)
+    return _read(db, """
+        SELECT ts, pid, source, cpu_percent, rss_mb, demo FROM resource_samples
+        WHERE ts >= $since AND ts <= $now AND ($include_demo OR NOT demo)
+        ORDER BY ts, pid
+    """, {"since": now_utc - timedelta(minutes=minutes), "now": now_utc, "include_demo": include_demo})
+
+
+def evaluations(db: DbRef, *, version: str | None = None, include_demo: bool = True) -> pd.DataFrame:
+    """Evaluation results, latest first (``metrics`` as dicts, ``pr_curve`` as lists)."""
+    df = _read(db, """
+        SELECT * FROM evaluations
+        WHERE ($version IS NULL OR model_version = $version) AND ($include_demo OR NOT demo)
+        ORDER BY ts DESC, eval_id
+    """, {"version": version, "include_demo": include_demo})
+    return _decode_json(df, ("metrics", "pr_curve"))
+
+
+# -- status --------------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class LogStatus:
+    """What ``faceguard log status`` prints."""
+
+    db_path: Path
+    exists: bool
+    schema_version: int = 0
+    latest_schema_version: int = LATEST_VERSION
+    size_bytes: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    demo_rows: int = 0
+    spool_files: int = 0
+    pending_spool_bytes: int = 0
+    last_image_ts: datetime | None = None
+
+
+def log_status(db: DbRef, *, spool_dir: Path | None = None) -> LogStatus:
+    """Row counts, schema version and what still waits in the spool.
+
+    The spool directory comes from ``Settings`` (or ``spool_dir``; default ``<db dir>/spool``).
+    """
+    path = db_path(db)
+    if spool_dir is None:
+        spool_dir = db.spool_dir if isinstance(db, Settings) else path.parent / "spool"
+    counts = " UNION ALL ".join(
+        f"SELECT '{t}' AS tbl, count(*) AS n, count(*) FILTER (WHERE demo) AS demo FROM {t}" for t in RECORD_TABLES
+    )
+    with open_for_read(path, timeout_s=READ_TIMEOUT_S) as con:
+        if con is None:
+            files = spool_files(spool_dir)
+            return LogStatus(db_path=path, exists=False, spool_files=len(files),
+                             pending_spool_bytes=pending_spool_bytes(spool_dir, {}))
+        version = schema_version(con)
+        df = con.execute(counts).df()
+        offsets = dict(con.execute("SELECT spool, offset_bytes FROM spool_offsets").fetchall())
+        last = con.execute("SELECT max(ts) FROM images").fetchone()
+    return LogStatus(
+        db_path=path, exists=True, schema_version=version, size_bytes=path.stat().st_size,
+        rows={str(t): int(n) for t, n in zip(df["tbl"], df["n"])}, demo_rows=int(df["demo"].sum()),
+        spool_files=len(spool_files(spool_dir)), pending_spool_bytes=pending_spool_bytes(spool_dir, offsets),
+        last_image_ts=last[0] if last else None,
+    )
+
+
+__all__ = [
+    "LogStatus", "METRIC_COLUMNS", "Volume", "WindowStats", "alerts", "current_version_at", "db_path", "evaluations",
+    "events", "image_by_hash", "latency_samples", "log_status", "metrics_by_version", "recent_images",
+    "resource_samples", "review_queue", "reviews_for", "today_volume", "variant_counts", "window_stats",
+]
