@@ -17,7 +17,6 @@ from faceguard.errors import FaceguardError, InputError
 from faceguard.pipeline import Engine, Result
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".jfif"}
-_SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp"}
 
 
 @dataclass(frozen=True)
@@ -86,9 +85,7 @@ def run(
         try:
             data = media.read_bytes(job.source)
             result = engine.process(data, name=str(job.source), version=version, options=options)
-            target = job.target
-            if media.output_format_for(target) != result.output_format:  # e.g. a GIF becomes a PNG
-                target = target.with_suffix(_SUFFIX[result.output_format])
+            target = media.path_for_format(job.target, result.output_format)  # a GIF becomes a PNG
             target.parent.mkdir(parents=True, exist_ok=True)
             media.write_atomic(target, result.output)
         except FaceguardError as exc:

@@ -8,8 +8,11 @@ here.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import threading
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +27,48 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import mediapipe as mp  # noqa: E402
 from mediapipe.tasks.python import BaseOptions  # noqa: E402
 from mediapipe.tasks.python import vision  # noqa: E402
+
+
+# Live detectors, closed at interpreter exit. MediaPipe closes a task through a thread pool
+# that Python shuts down before ``atexit`` handlers run, so its own __del__ at exit prints a
+# traceback; closing from a threading-shutdown hook (run before the pools stop) avoids it.
+_LIVE: "weakref.WeakSet[BlazeFaceDetector]" = weakref.WeakSet()
+
+
+def _close_all() -> None:
+    for det in list(_LIVE):
+        det.close()
+
+
+_register = getattr(threading, "_register_atexit", None)
+(_register or atexit.register)(_close_all)
+
+
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """Silence file descriptor 2 while LiteRT starts up.
+
+    LiteRT prints dozens of INFO/WARNING lines from C++ when a model is loaded and on the first
+    inference (its log level is not settable from Python), which buries the CLI's own messages.
+    Python-level writes to sys.stderr are unaffected only if they don't happen in this short
+    window, hence the lock and the narrow scope.
+    """
+    with _STDERR_LOCK:
+        try:
+            saved = os.dup(2)
+        except OSError:  # no fd 2 (some embedded runners): nothing to silence
+            yield
+            return
+        try:
+            with open(os.devnull, "wb") as devnull:
+                os.dup2(devnull.fileno(), 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,6 +107,7 @@ class BlazeFaceDetector:
         self._task_list: list = []  # every thread's task, so close() can release them all
         self._lock = threading.Lock()
         self._task()  # fail now, with a clear error, if the runtime refuses the file
+        _LIVE.add(self)
 
     def _task(self):
         task = getattr(self._local, "task", None)
@@ -72,7 +118,10 @@ class BlazeFaceDetector:
                 min_suppression_threshold=self.options.nms_iou,
             )
             try:
-                task = vision.FaceDetector.create_from_options(opts)
+                with _quiet_native_stderr():
+                    task = vision.FaceDetector.create_from_options(opts)
+                    # the first inference logs memory-alignment notices: do it here, quietly
+                    task.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.zeros((64, 64, 3), np.uint8)))
             except (RuntimeError, ValueError) as exc:
                 raise ModelLoadError(self.version, f"MediaPipe refused the model file: {exc}") from exc
             self._local.task = task
@@ -95,9 +144,10 @@ class BlazeFaceDetector:
         with self._lock:
             for task in self._task_list:
                 try:
-                    task.close()
+                    with _quiet_native_stderr():
+                        task.close()
                 except Exception:  # noqa: BLE001 - closing at shutdown must not mask the real error
-                    pass
+                    task._handle = None  # so MediaPipe's __del__ does not try again
             self._task_list.clear()
         self._local = threading.local()
 
