@@ -43,6 +43,7 @@ class Variant(str, enum.Enum):
     STABLE = "stable"
     CANARY = "canary"
     SHADOW = "shadow"
+    PINNED = "pinned"  # the caller asked for this version by name (CLI --model, the app's picker)
 
 
 class Verdict(str, enum.Enum):
