@@ -54,12 +54,16 @@ FEATHER = 0.02  # ellipse edge ramp, as a fraction of the smaller semi-axis (eac
 
 
 class Mode(Enum):
+    """How a face is hidden; each value maps to one function in ``_HIDERS``."""
+
     BLUR = "blur"
     PIXELATE = "pixelate"
     SOLID = "solid"
 
 
 class MaskShape(Enum):
+    """Shape of the hidden area around each face."""
+
     ELLIPSE = "ellipse"  # inscribed in the grown box; contains the whole detector box when margin >= 0.21
     BOX = "box"
 
