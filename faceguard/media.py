@@ -39,35 +39,22 @@ import re
 import secrets
 import struct
 import warnings
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
 import cv2
 import numpy as np
-from PIL import ExifTags, Image, UnidentifiedImageError
+from PIL import ExifTags, Image
 
-from faceguard.errors import (
-    InputError,
-    NotAnImageError,
-    OutputError,
-    TooManyPixelsError,
-    TruncatedImageError,
-    UnsupportedFormatError,
-)
+from faceguard.errors import InputError, NotAnImageError, OutputError, TooManyPixelsError, TruncatedImageError
+from faceguard.errors import UnsupportedFormatError
 
 __all__ = [
-    "ACCEPTED_FORMATS",
-    "WRITABLE_FORMATS",
-    "DecodedImage",
-    "decode",
-    "encode",
-    "output_format_for",
-    "path_for_format",
-    "read_bytes",
-    "write_atomic",
-]
+    "ACCEPTED_FORMATS", "WRITABLE_FORMATS", "DecodedImage", "decode", "encode", "output_format_for",
+    "path_for_format", "read_bytes", "write_atomic",
+]  # fmt: skip
 
 ACCEPTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "BMP", "TIFF", "GIF", "AVIF"})
 WRITABLE_FORMATS = ("JPEG", "PNG", "WEBP")
@@ -79,14 +66,9 @@ _MAX_SIDE = {"JPEG": 65_535, "WEBP": 16_383, "PNG": 2**31 - 1}
 # Magic numbers of the formats we accept: a file that starts like one of these but that
 # Pillow cannot open is a broken image, not "not an image".
 _SIGNATURES = (
-    (b"\xff\xd8\xff", "JPEG"),
-    (b"\x89PNG\r\n\x1a\n", "PNG"),
-    (b"GIF87a", "GIF"),
-    (b"GIF89a", "GIF"),
-    (b"BM", "BMP"),
-    (b"II*\x00", "TIFF"),
-    (b"MM\x00*", "TIFF"),
-)
+    (b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
+    (b"BM", "BMP"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"),
+)  # fmt: skip
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"}
 
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
@@ -132,21 +114,16 @@ def decode(data: bytes, *, source: str | Path | None = None, max_pixels: int = 1
             raise UnsupportedFormatError(source, f"{im.format} images are not supported (accepted: {accepted})")
         width, height = im.size
         if width * height > max_pixels:
-            raise TooManyPixelsError(
-                source, f"{width}x{height} is {width * height:,} pixels, over the limit of {max_pixels:,}"
-            )
+            reason = f"{width}x{height} is {width * height:,} pixels, over the limit of {max_pixels:,}"
+            raise TooManyPixelsError(source, reason)
         rgb = _decode_jpeg_fast(data, im)
         if rgb is None:
             _load(im, source)
             rgb = _to_rgb(im, source)
         orientation = _orientation(im)
     rgb = _ORIENT[orientation](rgb)
-    return DecodedImage(
-        rgb=np.require(rgb, np.uint8, ["C", "W"]),
-        format=im.format,
-        orientation=orientation,
-        orientation_applied=orientation != 1,
-    )
+    rgb = np.require(rgb, np.uint8, ["C", "W"])
+    return DecodedImage(rgb=rgb, format=im.format, orientation=orientation, orientation_applied=orientation != 1)
 
 
 def _refuse_known_non_images(data: bytes, source: str | Path | None) -> None:
@@ -331,9 +308,7 @@ def encode(rgb: np.ndarray, *, format: str = "JPEG", quality: int = 90) -> bytes
         raise ValueError(f"quality: expected 1..100, got {quality}")
     height, width = rgb.shape[:2]
     if max(height, width) > _MAX_SIDE[fmt]:
-        raise OutputError(
-            f"<{fmt} image>", f"{width}x{height} is too large for {fmt} (max side {_MAX_SIDE[fmt]:,} px)"
-        )
+        raise OutputError(f"<{fmt} image>", f"{width}x{height} is too large for {fmt} (max side {_MAX_SIDE[fmt]:,} px)")
     return _ENCODERS[fmt](np.ascontiguousarray(rgb), quality)
 
 
@@ -371,11 +346,7 @@ def _encode_webp(rgb: np.ndarray, quality: int) -> bytes:
     return out.getvalue()
 
 
-_ENCODERS: dict[str, Callable[[np.ndarray, int], bytes]] = {
-    "JPEG": _encode_jpeg,
-    "PNG": _encode_png,
-    "WEBP": _encode_webp,
-}
+_ENCODERS: dict[str, Callable[[np.ndarray, int], bytes]] = {"JPEG": _encode_jpeg, "PNG": _encode_png, "WEBP": _encode_webp}
 
 
 def output_format_for(path: str | Path, *, input_format: str | None = None) -> str:
@@ -445,7 +416,8 @@ def write_atomic(path: str | Path, data: bytes) -> None:
         raise OutputError(path, f"cannot write: {exc.strerror or exc}") from exc
     finally:
         if tmp is not None:  # failed (or interrupted) before the rename
-            tmp.unlink(missing_ok=True)
+            with suppress(OSError):
+                tmp.unlink(missing_ok=True)
 
 
 def _create_temp(path: Path) -> tuple[Path, int]:
@@ -463,13 +435,9 @@ def _create_temp(path: Path) -> tuple[Path, int]:
 
 def _fsync_dir(directory: Path) -> None:
     # Makes the rename itself durable across a power cut; not possible on Windows.
-    try:
+    with suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 import pytest
 import tifffile
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageCms, ImageOps, PngImagePlugin
 from skimage import data as skdata
 
@@ -404,9 +406,6 @@ def test_write_atomic_refusals_leave_nothing_behind(tmp_path: Path, make_target,
 
 
 # -- properties --------------------------------------------------------------------------------
-
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 SEEDS = {
     fmt: save(Image.fromarray(photo(24, 16)), fmt, **kw)
