@@ -149,16 +149,15 @@ def _check_number(name: str, value: Any, lo: float, hi: float) -> None:
 
 
 def _cell_size(face_size: float, options: AnonymizeOptions, cells_across_face: float) -> float:
+    # Never below 2 px: a face of a few pixels is still averaged, never passed through.
     if options.dynamic:
-        return max(face_size * options.strength / cells_across_face, 1.0)
-    return options.fixed_radius * options.strength
+        return max(face_size * options.strength / cells_across_face, 2.0)
+    return max(options.fixed_radius * options.strength, 2.0)
 
 
 def _blur(region: np.ndarray, face_size: float, options: AnonymizeOptions) -> np.ndarray:
     h, w = region.shape[:2]
     cell = _cell_size(face_size, options, BLUR_CELLS_ACROSS_FACE)
-    if cell < 1.5:
-        return region.copy()  # below a pixel and a half there is nothing to blur
     small_w, small_h = max(1, round(w / cell)), max(1, round(h / cell))
     small = cv2.resize(region, (small_w, small_h), interpolation=cv2.INTER_AREA)
     # Straight bilinear from a 6x6 grid shows diamond-shaped seams; going through a 4x bicubic

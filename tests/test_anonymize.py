@@ -229,6 +229,15 @@ def test_edge_boxes(det, expect_changed) -> None:
     assert (not np.array_equal(out, image)) == expect_changed
 
 
+@pytest.mark.parametrize("mode", [Mode.BLUR, Mode.PIXELATE])
+def test_tiny_faces_are_still_hidden(mode) -> None:
+    image = np.random.default_rng(0).integers(0, 256, (40, 40, 3), np.uint8)
+    out = anonymize(image, boxes((17, 17, 23, 23)), AnonymizeOptions(mode=mode, mask=MaskShape.BOX))
+    face = (slice(17, 23), slice(17, 23))
+    assert np.mean(out[face] != image[face]) > 0.9
+    assert out[face].astype(float).std() < 0.6 * image[face].astype(float).std()  # >= 2x2 averaging
+
+
 def test_show_boxes_draws_green_only_when_asked() -> None:
     image = np.full((100, 100, 3), 128, np.uint8)
     det = boxes((20, 20, 80, 80))
