@@ -101,7 +101,7 @@ class AnonymizeOptions:
                 raise ConfigError(f"anonymizer.{name}", f"expected true or false, got {getattr(self, name)!r}")
         color = self.solid_color
         if (
-            isinstance(color, (str, bytes))
+            not isinstance(color, (tuple, list))
             or len(color) != 3
             or not all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= 255 for c in color)
         ):

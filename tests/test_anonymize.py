@@ -75,6 +75,7 @@ def astronaut() -> np.ndarray:
         ({"solid_color": (256, 0, 0)}, pytest.raises(ConfigError, match=r"solid_color.*0..255.*\(256, 0, 0\)")),
         ({"solid_color": (0, 0)}, pytest.raises(ConfigError, match=r"solid_color")),
         ({"solid_color": "red"}, pytest.raises(ConfigError, match=r"solid_color")),
+        ({"solid_color": 0}, pytest.raises(ConfigError, match=r"solid_color.*got 0")),
     ],
 )
 def test_options_validate(kwargs, expectation) -> None:
