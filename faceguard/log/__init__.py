@@ -2,7 +2,7 @@
 
 One DuckDB database (``Settings.db_path``) that several processes feed at once without ever
 holding it open: each process appends records to its own spool file (``writer``), a short
-ingest merges spools into DuckDB exactly once (``ingest``), and readers open the file
+ingest merges spools into DuckDB exactly once (``spool``), and readers open the file
 read-only for one query (``queries``). The schema is built by numbered migrations (``schema``).
 
 ::
@@ -13,7 +13,7 @@ read-only for one query (``queries``). The schema is built by numbered migration
 """
 
 from faceguard.log.demo import remove_demo_data, write_demo_data
-from faceguard.log.ingest import IngestStats, ingest
+from faceguard.log.spool import IngestStats, ingest
 from faceguard.log.records import (
     AlertAck,
     AlertRecord,

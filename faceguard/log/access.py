@@ -41,6 +41,10 @@ DEFAULT_READ_TIMEOUT_S = 30.0
 DEFAULT_WRITE_TIMEOUT_S = 30.0
 
 
+class WriterBusy(LogError):
+    """Another faceguard process is writing (or waiting to write) the database right now."""
+
+
 def is_lock_conflict(exc: BaseException) -> bool:
     """True for DuckDB's "another process holds this file" errors (worth retrying)."""
     text = str(exc)
@@ -83,8 +87,13 @@ def _open_lock_file(path: Path) -> int | None:
 
 
 @contextlib.contextmanager
-def db_lock(db_path: Path, *, exclusive: bool, deadline: float) -> Iterator[None]:
-    """Hold the sidecar readers-writer lock of ``db_path`` (see the module docstring)."""
+def db_lock(db_path: Path, *, exclusive: bool, deadline: float, skip_if_busy: bool = False) -> Iterator[None]:
+    """Hold the sidecar readers-writer lock of ``db_path`` (see the module docstring).
+
+    ``skip_if_busy`` (writers): raise ``WriterBusy`` at once if another writer holds or awaits
+    the lock, instead of queueing behind it. Ingests read every spool, so a periodic ingest
+    that finds another one running can leave the work to it.
+    """
     if fcntl is None:
         yield
         return
@@ -93,7 +102,13 @@ def db_lock(db_path: Path, *, exclusive: bool, deadline: float) -> Iterator[None
     data = _open_lock_file(db_path.with_name(db_path.name + ".lock"))
     try:
         if intent is not None:
-            _flock(intent, fcntl.LOCK_EX, backoff, db_path)
+            if skip_if_busy:
+                try:
+                    fcntl.flock(intent, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    raise WriterBusy(f"{db_path}: another faceguard process is writing") from None
+            else:
+                _flock(intent, fcntl.LOCK_EX, backoff, db_path)
         if data is not None:
             _flock(data, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH, backoff, db_path)
         if intent is not None and not exclusive:
@@ -124,10 +139,12 @@ def connect_with_retry(db_path: Path, *, read_only: bool, deadline: float) -> du
 
 
 @contextlib.contextmanager
-def connection(db_path: Path, *, read_only: bool, timeout_s: float) -> Iterator[duckdb.DuckDBPyConnection]:
+def connection(
+    db_path: Path, *, read_only: bool, timeout_s: float, skip_if_busy: bool = False
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """Lock, open, yield, close: the only way faceguard touches the database file."""
     deadline = time.monotonic() + timeout_s
-    with db_lock(db_path, exclusive=not read_only, deadline=deadline):
+    with db_lock(db_path, exclusive=not read_only, deadline=deadline, skip_if_busy=skip_if_busy):
         con = connect_with_retry(db_path, read_only=read_only, deadline=deadline)
         try:
             yield con

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from faceguard.config import Settings
-from faceguard.log.ingest import pending_spool_bytes, spool_files
+from faceguard.log.spool import pending_spool_bytes, spool_files
 from faceguard.log.schema import LATEST_VERSION, RECORD_TABLES, memory_connection, open_for_read, schema_version
 
 DbRef = Settings | Path | str
@@ -114,7 +114,9 @@ def metrics_by_version(
     """
     if bucket is not None and bucket not in BUCKETS:
         raise ValueError(f"bucket must be one of {', '.join(BUCKETS)} or None, got {bucket!r}")
-    bucket_sql = f"date_trunc('{BUCKETS[bucket]}', ts)" if bucket else "NULL::TIMESTAMPTZ"
+    # bucket=None: one constant bucket, not NULL: the FULL OUTER JOIN ... USING (bucket, ...) below
+    # never matches NULL to NULL, which split traffic and review rows apart (set back to NaT after).
+    bucket_sql = f"date_trunc('{BUCKETS[bucket]}', ts)" if bucket else "TIMESTAMPTZ '1970-01-01 00:00:00+00'"
     sql = f"""
     WITH img AS (
         SELECT {bucket_sql} AS bucket, image_id, model_version, variant, num_faces, status, processing_ms, flagged
@@ -166,6 +168,8 @@ def metrics_by_version(
         "include_demo": include_demo, "since": _utc(since), "until": _utc(until),
         "versions": list(versions) if versions is not None else None,
     })
+    if bucket is None:
+        df["bucket"] = pd.NaT
     for col in ("images", "faces", "errors", "flagged", "reviewed_images", "confirmed", "false_positives",
                 "missed", "n_precision", "n_recall"):
         df[col] = df[col].astype("int64")

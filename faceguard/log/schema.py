@@ -135,12 +135,10 @@ RECORD_TABLES = ("images", "reviews", "events", "alerts", "alert_acks", "resourc
 
 def schema_version(con: duckdb.DuckDBPyConnection) -> int:
     """The highest migration applied (0 for an empty database)."""
-    found = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
-    ).fetchone()
-    if not found or not found[0]:
-        return 0
-    row = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+    try:
+        row = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+    except duckdb.CatalogException:
+        return 0  # no schema_migrations table: nothing applied yet
     return int(row[0]) if row else 0
 
 
@@ -179,19 +177,20 @@ def migrate(con: duckdb.DuckDBPyConnection, *, db_path: Path | str = "<memory>",
 
 @contextlib.contextmanager
 def open_for_write(
-    db_path: Path | str, *, timeout_s: float = access.DEFAULT_WRITE_TIMEOUT_S
+    db_path: Path | str, *, timeout_s: float = access.DEFAULT_WRITE_TIMEOUT_S, skip_if_busy: bool = False
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-write connection for one batch, the schema brought up to date first.
 
     Raises ``SchemaTooNewError`` for a database from a newer faceguard and ``LogError`` when
-    the file cannot be opened (after retrying lock conflicts until ``timeout_s``).
+    the file cannot be opened (after retrying lock conflicts until ``timeout_s``), or at once
+    ``WriterBusy`` when ``skip_if_busy`` and another faceguard process is writing.
     """
     path = Path(db_path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise LogError(f"{path}: cannot create the log directory: {exc}") from exc
-    with access.connection(path, read_only=False, timeout_s=timeout_s) as con:
+    with access.connection(path, read_only=False, timeout_s=timeout_s, skip_if_busy=skip_if_busy) as con:
         migrate(con, db_path=path)
         yield con
 

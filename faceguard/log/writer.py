@@ -22,14 +22,13 @@ from __future__ import annotations
 import atexit
 import os
 import threading
-import time
 from pathlib import Path
 
 import psutil
 
 from faceguard.config import Settings
 from faceguard.errors import FaceguardError, LogError
-from faceguard.log.ingest import SEALED_SUFFIX, SPOOL_SUFFIX, host_tag, ingest, owner_gone, spool_files
+from faceguard.log.spool import SEALED_SUFFIX, SPOOL_SUFFIX, host_tag, ingest, owner_gone, spool_files
 from faceguard.log.records import Record, ResourceSample, new_id
 
 DEFAULT_MAX_SPOOL_BYTES = 64 * 1024 * 1024
@@ -59,6 +58,7 @@ class LogWriter:
         self.fsync = fsync
         self.max_spool_bytes = max_spool_bytes
         self.last_error: Exception | None = None  # the latest ingest failure, for status pages
+        self.ingest_failures = 0  # ingests that could not reach the database (records waited in the spool)
         self._lock = threading.Lock()
         self._ingest_lock = threading.Lock()
         self._fd: int | None = None
@@ -124,23 +124,27 @@ class LogWriter:
             pass  # still ingested, and deleted once this process has exited
 
     # -- ingesting --------------------------------------------------------------------------
-    def ingest_now(self, *, timeout_s: float | None = None) -> int:
+    def ingest_now(self, *, timeout_s: float | None = None, skip_if_busy: bool = False) -> int:
         """Merge every spool into the database now; the number of new rows (0 if it is unavailable).
 
         Never raises: a failure is kept in ``last_error`` and the records stay in the spool.
+        ``skip_if_busy`` leaves the work to an ingest already running in another process.
         """
         with self._ingest_lock:
             mark = self._written
             try:
-                stats = ingest(self.settings, timeout_s=timeout_s or self.ingest_timeout_s)
+                stats = ingest(self.settings, timeout_s=timeout_s or self.ingest_timeout_s, skip_if_busy=skip_if_busy)
             except FaceguardError as exc:
                 self.last_error = exc
+                self.ingest_failures += 1
                 return 0
             except Exception as exc:  # noqa: BLE001 - a log problem must never surface in a request
                 self.last_error = LogError(f"{self.settings.db_path}: ingest failed: {exc!r}")
+                self.ingest_failures += 1
                 return 0
             self.last_error = None
-            self._ingested_mark = mark
+            if not stats.skipped:
+                self._ingested_mark = mark
             return stats.inserted
 
     def _needs_ingest(self) -> bool:
@@ -152,7 +156,7 @@ class LogWriter:
         while not self._stop.wait(self.ingest_interval_s):
             try:
                 if self._needs_ingest():
-                    self.ingest_now()
+                    self.ingest_now(skip_if_busy=True)
             except Exception as exc:  # noqa: BLE001 - keep the thread alive whatever happens
                 self.last_error = exc
 
@@ -229,13 +233,3 @@ class ResourceSampler:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
-
-
-def wait_until(predicate, *, timeout_s: float, interval_s: float = 0.05) -> bool:
-    """Poll ``predicate`` until true or ``timeout_s`` passes (used by CLI and tests)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval_s)
-    return bool(predicate())

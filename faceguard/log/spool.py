@@ -1,4 +1,4 @@
-"""Merge spool files into DuckDB, each record exactly once.
+"""Spool files and their ingest into DuckDB, each record exactly once.
 
 Spool layout (``settings.spool_dir``)::
 
@@ -36,6 +36,7 @@ import psutil
 from faceguard.config import Settings
 from faceguard.detections import Detections, iou_matrix
 from faceguard.log import access
+from faceguard.log.access import WriterBusy
 from faceguard.log.records import dumps
 from faceguard.log.schema import open_for_write
 
@@ -54,6 +55,7 @@ class IngestStats:
     duplicates: int = 0  # lines whose id was already there
     rejected: int = 0  # unreadable lines moved to spool/rejected/
     deleted_files: int = 0  # finished spools removed
+    skipped: bool = False  # another ingest was running (skip_if_busy): it reads every spool, ours too
     seconds: float = 0.0
 
     @property
@@ -265,54 +267,29 @@ def ingest(
     timeout_s: float = access.DEFAULT_WRITE_TIMEOUT_S,
     batch_bytes: int = DEFAULT_BATCH_BYTES,
     delete_finished: bool = True,
+    skip_if_busy: bool = False,
 ) -> IngestStats:
     """Merge every spool file (live, sealed, or left by a dead process) into the database.
 
     Raises ``LogError`` when the database cannot be opened within ``timeout_s`` (the spools
     are untouched and wait for the next ingest) and ``SchemaTooNewError`` for a database
-    from a newer faceguard.
+    from a newer faceguard. With ``skip_if_busy`` it returns at once (``skipped=True``) when
+    another process is ingesting, instead of queueing behind it.
     """
     started = time.monotonic()
     spool_dir = settings.spool_dir
     files = spool_files(spool_dir)
     if not files:
         return IngestStats(seconds=time.monotonic() - started)
-    lines = inserted = rejected = deleted = 0
-    read_files: set[str] = set()
-    with open_for_write(settings.db_path, timeout_s=timeout_s) as con:
-        offsets: dict[str, int] = dict(con.execute("SELECT spool, offset_bytes FROM spool_offsets").fetchall())
-        sizes: dict[Path, int] = {}
-        batch = _Batch()
-        for path in files:
-            key = spool_key(path)
-            gone = owner_gone(path)  # decided before reading: a file sealed later is read next time
-            while True:
-                got = _read_from(path, offsets.get(key, 0), batch_bytes)
-                if got is None:
-                    break
-                data, sizes[path] = got
-                start = offsets.get(key, 0)
-                end = data.rfind(b"\n") + 1
-                if end == 0 and data and gone and start + len(data) == sizes[path]:
-                    batch.reject(key, data)  # torn last line of a spool nobody will finish
-                    batch.lines += 1
-                    end = len(data)
-                if end == 0:
-                    break
-                read_files.add(key)
-                batch.add_chunk(key, data[:end], start + end)
-                offsets[key] = start + end
-                if batch.bytes >= batch_bytes:
-                    inserted += _commit(con, batch, spool_dir)
-                    lines, rejected = lines + batch.lines, rejected + sum(map(len, batch.rejected.values()))
-                    batch = _Batch()
-                if start + end >= sizes[path]:
-                    break
-        if batch.offsets:
-            inserted += _commit(con, batch, spool_dir)
-            lines, rejected = lines + batch.lines, rejected + sum(map(len, batch.rejected.values()))
-        if delete_finished:
-            deleted = _delete_finished(con, files, offsets, sizes)
+    try:
+        with open_for_write(settings.db_path, timeout_s=timeout_s, skip_if_busy=skip_if_busy) as con:
+            lines, inserted, rejected, deleted, read_files = _ingest_files(
+                con, files, spool_dir, batch_bytes=batch_bytes, delete_finished=delete_finished
+            )
+    except WriterBusy:
+        if not skip_if_busy:
+            raise
+        return IngestStats(skipped=True, seconds=time.monotonic() - started)
     return IngestStats(
         files=len(read_files),
         lines=lines,
@@ -322,6 +299,49 @@ def ingest(
         deleted_files=deleted,
         seconds=time.monotonic() - started,
     )
+
+
+def _ingest_files(
+    con: duckdb.DuckDBPyConnection, files: list[Path], spool_dir: Path, *, batch_bytes: int, delete_finished: bool
+) -> tuple[int, int, int, int, set[str]]:
+    lines = inserted = rejected = deleted = 0
+    read_files: set[str] = set()
+    offsets: dict[str, int] = dict(con.execute("SELECT spool, offset_bytes FROM spool_offsets").fetchall())
+    sizes: dict[Path, int] = {}
+    batch = _Batch()
+    for path in files:
+        key = spool_key(path)
+        gone = owner_gone(path)  # decided before reading: a file sealed later is read next time
+        while True:
+            got = _read_from(path, offsets.get(key, 0), batch_bytes)
+            if got is None:
+                break
+            data, sizes[path] = got
+            start = offsets.get(key, 0)
+            end = data.rfind(b"\n") + 1
+            if end == 0 and data and gone and start + len(data) == sizes[path]:
+                batch.reject(key, data)  # torn last line of a spool nobody will finish
+                batch.lines += 1
+                batch.offsets[key] = offsets[key] = start + len(data)
+                read_files.add(key)
+                break
+            if end == 0:
+                break
+            read_files.add(key)
+            batch.add_chunk(key, data[:end], start + end)
+            offsets[key] = start + end
+            if batch.bytes >= batch_bytes:
+                inserted += _commit(con, batch, spool_dir)
+                lines, rejected = lines + batch.lines, rejected + sum(map(len, batch.rejected.values()))
+                batch = _Batch()
+            if start + end >= sizes[path]:
+                break
+    if batch.offsets:
+        inserted += _commit(con, batch, spool_dir)
+        lines, rejected = lines + batch.lines, rejected + sum(map(len, batch.rejected.values()))
+    if delete_finished:
+        deleted = _delete_finished(con, files, offsets, sizes)
+    return lines, inserted, rejected, deleted, read_files
 
 
 def _delete_finished(
