@@ -9,7 +9,7 @@ The public API (checked by a test)::
         open("blurred.jpg", "wb").write(result.output)
 """
 
-from faceguard.anonymize import AnonymizeOptions, MaskShape, Mode, anonymize
+from faceguard.anonymize import AnonymizeOptions, MaskShape, Mode
 from faceguard.config import Settings
 from faceguard.detections import Detections
 from faceguard.detectors import Detector, FakeDetector, build_detector
@@ -32,6 +32,5 @@ __all__ = [
     "Settings",
     "Variant",
     "Version",
-    "anonymize",
     "build_detector",
 ]

@@ -26,7 +26,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from faceguard import anonymize as anon
+from faceguard.anonymize import AnonymizeOptions, anonymize
 from faceguard import media
 from faceguard.config import Settings
 from faceguard.detections import Detections, iou_matrix
@@ -162,6 +162,10 @@ class Result:
 logger = logging.getLogger("faceguard")
 
 RequestObserver = Callable[["ProcessOutcome"], None]
+# Given the assignment whose version just failed (model or detector error) and the error, the
+# assignment to serve the image with instead, or None to let the request fail. The rollback
+# guard (faceguard.guard.Guard.fallback) supplies it.
+Fallback = Callable[["Assignment", FaceguardError], "Assignment | None"]
 
 
 @dataclass(frozen=True)
@@ -174,6 +178,7 @@ class ProcessOutcome:
     error_code: str | None
     processing_ms: float
     shadow_disagreements: int = 0
+    shadow_version: str | None = None  # set when a shadow run was compared (0 disagreements then means agreement)
 
 
 class Engine:
@@ -189,6 +194,7 @@ class Engine:
         review=None,
         source: str = "cli",
         observers: list[RequestObserver] | None = None,
+        fallback: Fallback | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -197,6 +203,7 @@ class Engine:
         self.review = review
         self.source = source
         self.observers: list[RequestObserver] = list(observers or [])
+        self.fallback = fallback
         self.detectors = DetectorCache(store)
 
     @classmethod
@@ -219,7 +226,13 @@ class Engine:
             from faceguard.review import ReviewSampler
 
             kwargs["review"] = ReviewSampler(settings)
-        return cls(settings, store, log=log, source=source, **kwargs)
+        guard = kwargs.pop("guard", True)
+        engine = cls(settings, store, log=log, source=source, **kwargs)
+        if guard and engine.fallback is None:
+            from faceguard.guard import Guard
+
+            Guard(store, settings, log=log).attach(engine)  # rollback rules + fallback to the stable version
+        return engine
 
     def close(self) -> None:
         self.detectors.close()
@@ -239,7 +252,7 @@ class Engine:
         *,
         name: str | None = None,
         version: str | None = None,
-        options: "anon.AnonymizeOptions | None" = None,
+        options: AnonymizeOptions | None = None,
         output_format: str | None = None,
         keep_array: bool = False,
         source: str | None = None,
@@ -261,16 +274,32 @@ class Engine:
 
             assignment = Assignment(version, Variant.PINNED) if version else self.router.assign(sha)
             t = time.perf_counter()
-            primary = self.detectors.get(assignment.version)
-            load_ms = _ms(t)
-            if load_ms > 1.0:
-                # A first use builds the detector (hundreds of ms, once per version and
-                # process). It is logged as its own stage and kept out of the image's
-                # processing time, which the latency rules judge.
-                timings["load"] = load_ms
-                t_start += load_ms / 1000.0
-            t = time.perf_counter()
-            found = _detect(primary, decoded.rgb)
+            try:
+                primary = self.detectors.get(assignment.version)
+                load_ms = _ms(t)
+                if load_ms > 1.0:
+                    # A first use builds the detector (hundreds of ms, once per version and
+                    # process). It is logged as its own stage and kept out of the image's
+                    # processing time, which the latency rules judge.
+                    timings["load"] = load_ms
+                    t_start += load_ms / 1000.0
+                t = time.perf_counter()
+                found = _detect(primary, decoded.rgb)
+            except (ModelError, DetectionError) as err:
+                # Fallback hook: a canary or newly switched version that fails must not fail the
+                # user's request. The failure gets its own log record and reaches the observers
+                # against the version that failed (so it counts toward the rollback rules); the
+                # image is then served once by the fallback version, whose failure is final.
+                alt = self.fallback(assignment, err) if self.fallback is not None else None
+                if alt is None or alt.version == assignment.version:
+                    raise
+                timings["failed_attempt"] = _ms(t)
+                self._log_failure(uuid.uuid4().hex, sha, name, source, assignment, decoded,
+                                  {**timings, "total": _ms(t_start)}, err)
+                assignment = alt
+                primary = self.detectors.get(assignment.version)
+                t = time.perf_counter()
+                found = _detect(primary, decoded.rgb)
             timings["detect"] = _ms(t)
 
             shadow_found = None
@@ -289,9 +318,9 @@ class Engine:
                     if self.settings.rollout.union_blur:
                         blurred = found.union(shadow_found)
 
-            opts = options or anon.AnonymizeOptions.from_dict(primary.manifest.anonymizer)
+            opts = options or AnonymizeOptions.from_dict(primary.manifest.anonymizer)
             t = time.perf_counter()
-            out_rgb = anon.anonymize(decoded.rgb, blurred, opts)
+            out_rgb = anonymize(decoded.rgb, blurred, opts)
             timings["anonymize"] = _ms(t)
 
             fmt = output_format or output_format_for_input(decoded.format)
@@ -322,7 +351,8 @@ class Engine:
             anonymized=out_rgb if keep_array else None,
         )
         self._log_success(result, source)
-        self._notify(ProcessOutcome(primary.version, assignment.variant, True, None, timings["total"], disagreements))
+        self._notify(ProcessOutcome(primary.version, assignment.variant, True, None, timings["total"], disagreements,
+                                    shadow_version=result.shadow_version))
         return result
 
     # -- logging -----------------------------------------------------------------------------------

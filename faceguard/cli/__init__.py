@@ -7,7 +7,12 @@ a one-line message on stderr with exit code 1 (never a traceback).
 from __future__ import annotations
 
 import functools
+import os
 import sys
+
+# OpenCV's C++ decoder prints "Corrupt JPEG data" lines of its own; faceguard reports bad
+# files itself, in one line naming the file.
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 from typing import Callable
 
 import typer
