@@ -51,6 +51,8 @@ class RolloutSettings:
     min_eval_recall: float = 0.80
     min_eval_small_recall: float = 0.70
     max_eval_fp_per_100: float = 25.0
+    # Only evaluations on this data set count for the bar (None: the latest on any data set).
+    reference_dataset: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,11 +72,14 @@ class GuardSettings:
     """Automatic rollback rules."""
 
     max_consecutive_failures: int = 10
-    max_fp_rate: float = 0.015
+    max_fp_rate: float = 0.015  # false positives per judged image (see README "Rollback rules")
     fp_window_images: int = 100
-    max_mean_ms: float = 100.0
+    fp_min_images: int = 100  # judged images needed in the window before the rate can trip
+    max_mean_ms: float = 100.0  # a version's manifest latency_budget_ms replaces it
     latency_window_minutes: float = 5.0
     min_latency_samples: int = 20
+    watch_current: bool = True  # also roll back the current version (to the previous stable one)
+    webhook_timeout_s: float = 2.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,6 +108,13 @@ class Settings:
             raise ConfigError("jpeg_quality", f"must be 1..100, got {self.jpeg_quality}")
         if not 0 <= self.rollout.canary_percent <= 100:
             raise ConfigError("rollout.canary_percent", f"must be 0..100, got {self.rollout.canary_percent}")
+        if not 0 <= self.rollout.shadow_rate <= 1:
+            raise ConfigError("rollout.shadow_rate", f"must be 0..1, got {self.rollout.shadow_rate}")
+        if self.gate.days < 1 or self.gate.min_reviewed_per_day < 0:
+            raise ConfigError("gate.days", f"need days >= 1 and min_reviewed_per_day >= 0, got {self.gate.days}, "
+                                           f"{self.gate.min_reviewed_per_day}")
+        if self.guard.max_consecutive_failures < 1 or self.guard.fp_window_images < 1:
+            raise ConfigError("guard", "max_consecutive_failures and fp_window_images must be >= 1")
 
     @property
     def db_path(self) -> Path:
