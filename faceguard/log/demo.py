@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from faceguard.config import Settings
-from faceguard.log.spool import TABLES, insert_rows
+from faceguard.log.spool import insert_lines
 from faceguard.log.records import AlertAck, AlertRecord, EvaluationRecord, EventRecord
 from faceguard.log.schema import RECORD_TABLES, open_for_write
 
@@ -289,11 +289,11 @@ def write_demo_data(
             con.execute(_REVIEWS_SQL, params)
             frame = resources  # noqa: F841
             con.execute(_RESOURCES_SQL, params)
-            by_kind: dict[str, list[tuple]] = {}
+            by_kind: dict[str, list[str]] = {}
             for record in small:
-                by_kind.setdefault(record.KIND, []).append(TABLES[record.KIND][2](record.to_dict()))
-            for kind, table_rows in by_kind.items():
-                insert_rows(con, kind, table_rows)
+                by_kind.setdefault(record.KIND, []).append(record.to_json())
+            for kind, lines in by_kind.items():
+                insert_lines(con, kind, lines)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")

@@ -24,6 +24,7 @@ Definitions (per model version, per time bucket of the image's timestamp):
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -72,6 +73,8 @@ def _now(now: datetime | None) -> datetime:
 
 
 def _read(db: DbRef, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    used = set(re.findall(r"\$(\w+)", sql))  # DuckDB refuses parameters the statement does not use
+    params = {k: v for k, v in (params or {}).items() if k in used}
     path = db_path(db)
     with open_for_read(path, timeout_s=READ_TIMEOUT_S) as con:
         if con is not None:
@@ -86,7 +89,9 @@ def _read(db: DbRef, sql: str, params: dict[str, Any] | None = None) -> pd.DataF
 def _decode_json(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     for col in columns:
         if col in df.columns:
-            df[col] = [None if v is None or v is pd.NA else json.loads(v) for v in df[col].astype(object)]
+            # NULL comes back as None, pd.NA or NaN depending on the column's dtype (pandas 3 strings)
+            df[col] = [None if v is None or v is pd.NA or (isinstance(v, float) and v != v) else json.loads(v)
+                       for v in df[col].astype(object)]
     return df
 
 
@@ -116,43 +121,47 @@ def metrics_by_version(
         raise ValueError(f"bucket must be one of {', '.join(BUCKETS)} or None, got {bucket!r}")
     # bucket=None: one constant bucket, not NULL: the FULL OUTER JOIN ... USING (bucket, ...) below
     # never matches NULL to NULL, which split traffic and review rows apart (set back to NaT after).
+    # one constant bucket for "no bucketing": NULLs would not match in the join below
     bucket_sql = f"date_trunc('{BUCKETS[bucket]}', ts)" if bucket else "TIMESTAMPTZ '1970-01-01 00:00:00+00'"
+    # only the filters asked for, so DuckDB can prune row groups by their ts min/max
+    where = ["TRUE"]
+    if not include_demo:
+        where.append("NOT demo")
+    if since is not None:
+        where.append("ts >= $since")
+    if until is not None:
+        where.append("ts < $until")
+    if versions is not None:
+        where.append("list_contains($versions, model_version)")
     sql = f"""
-    WITH img AS (
-        SELECT {bucket_sql} AS bucket, image_id, model_version, variant, num_faces, status, processing_ms, flagged
-        FROM images
-        WHERE ($include_demo OR NOT demo)
-          AND ($since IS NULL OR ts >= $since) AND ($until IS NULL OR ts < $until)
-          AND ($versions IS NULL OR list_contains($versions, model_version))
-    ),
-    traffic AS (
-        SELECT bucket, model_version,
+    WITH traffic AS (
+        SELECT {bucket_sql} AS bucket, model_version,
                count(*) AS images,
                count(*) FILTER (WHERE variant <> 'shadow') AS served,
                sum(num_faces) AS faces,
                count(*) FILTER (WHERE status <> 'ok') AS errors,
                avg(processing_ms) FILTER (WHERE status = 'ok') AS mean_ms,
-               quantile_cont(processing_ms, 0.5) FILTER (WHERE status = 'ok') AS p50_ms,
-               quantile_cont(processing_ms, 0.95) FILTER (WHERE status = 'ok') AS p95_ms,
+               quantile_cont(processing_ms, [0.5, 0.95]) FILTER (WHERE status = 'ok') AS q,
                count(*) FILTER (WHERE flagged) AS flagged
-        FROM img GROUP BY bucket, model_version
+        FROM images WHERE {' AND '.join(where)}
+        GROUP BY ALL
     ),
     {_LATEST_REVIEWS},
     quality AS (
-        SELECT img.bucket, r.model_version,
+        SELECT {bucket_sql.replace('ts', 'i.ts')} AS bucket, r.model_version,
                count(DISTINCT r.image_id) AS reviewed_images,
                count(*) FILTER (WHERE r.verdict = 'correct') AS confirmed,
                count(*) FILTER (WHERE r.verdict = 'false_positive') AS false_positives,
                count(*) FILTER (WHERE r.verdict = 'missed') AS missed
-        FROM latest_reviews r JOIN img USING (image_id)
+        FROM latest_reviews r JOIN (SELECT image_id, ts FROM images WHERE {' AND '.join(where)}) AS i USING (image_id)
         WHERE $versions IS NULL OR list_contains($versions, r.model_version)
-        GROUP BY img.bucket, r.model_version
+        GROUP BY ALL
     )
-    SELECT bucket, model_version,
+    SELECT {"bucket" if bucket else "NULL::TIMESTAMPTZ AS bucket"}, model_version,
            coalesce(images, 0) AS images, coalesce(faces, 0) AS faces, coalesce(errors, 0) AS errors,
            errors / nullif(images, 0) AS error_rate,
-           mean_ms, p50_ms, p95_ms,
-           served / nullif(sum(served) OVER (PARTITION BY bucket), 0) AS share,
+           mean_ms, q[1] AS p50_ms, q[2] AS p95_ms,
+           served / nullif(sum(served) OVER (PARTITION BY traffic.bucket), 0) AS share,
            coalesce(flagged, 0) AS flagged, flagged / nullif(images, 0) AS flagged_rate,
            coalesce(reviewed_images, 0) AS reviewed_images, coalesce(confirmed, 0) AS confirmed,
            coalesce(false_positives, 0) AS false_positives, coalesce(missed, 0) AS missed,

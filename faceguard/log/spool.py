@@ -27,17 +27,16 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
 
 import duckdb
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 import psutil
 
 from faceguard.config import Settings
-from faceguard.detections import Detections, iou_matrix
 from faceguard.log import access
 from faceguard.log.access import WriterBusy
-from faceguard.log.records import dumps
 from faceguard.log.schema import open_for_write
 
 SPOOL_SUFFIX = ".jsonl"
@@ -100,152 +99,225 @@ def owner_gone(path: Path) -> bool:
 
 
 def shadow_disagrees(boxes: list[dict], shadow_boxes: list[dict], iou_threshold: float = 0.5) -> bool:
-    """Two versions disagree on an image when a box of either has no partner (IoU >= 0.5) in the other."""
+    """Two versions disagree on an image when a box of either has no partner (IoU >= 0.5) in the other.
+
+    Plain Python: the lists hold a handful of boxes, where numpy's per-call cost dominates.
+    """
     if len(boxes) != len(shadow_boxes):
         return True
-    if not boxes:
-        return False
-    iou = iou_matrix(Detections.from_records(boxes).xyxy, Detections.from_records(shadow_boxes).xyxy)
-    return bool((iou.max(axis=1) < iou_threshold).any() or (iou.max(axis=0) < iou_threshold).any())
+    a = [(float(b["x"]), float(b["y"]), float(b["w"]), float(b["h"])) for b in boxes]
+    b = [(float(s["x"]), float(s["y"]), float(s["w"]), float(s["h"])) for s in shadow_boxes]
+    matched_b = [False] * len(b)
+    for box in a:
+        hits = [j for j, other in enumerate(b) if _iou(box, other) >= iou_threshold]
+        if not hits:
+            return True
+        for j in hits:
+            matched_b[j] = True
+    return not all(matched_b)
 
 
-# -- row builders: one spool dict -> one table row (column order as in the table spec) -------
-def _image_row(d: dict[str, Any]) -> tuple:
-    boxes = d["boxes"]
-    shadow = d.get("shadow_boxes")
-    return (
-        d["image_id"], d["ts"], d["input_sha256"], d["source"], d["model_version"], d["variant"],
-        int(d["num_faces"]), dumps(boxes), float(d["processing_ms"]), dumps(d.get("stage_ms") or {}),
-        d.get("width"), d.get("height"), d["status"], d.get("error"), bool(d.get("flagged")),
-        d.get("flag_reason"), d.get("shadow_version"), None if shadow is None else dumps(shadow),
-        None if shadow is None else shadow_disagrees(boxes, shadow), bool(d.get("union_blur")),
-        d.get("review_path"), bool(d.get("demo")),
-    )
+def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    iw = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    ih = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
 
 
-def _review_row(d: dict[str, Any]) -> tuple:
-    box = d.get("box")
-    return (
-        d["review_id"], d["ts"], d["image_id"], d["reviewer"], d["model_version"], d["verdict"],
-        d.get("detection_index"), None if box is None else dumps(box), bool(d.get("demo")),
-    )
+# -- parsing: DuckDB reads the JSON lines (one parse per line, vectorised) ---------------------
+@dataclass(frozen=True)
+class _Column:
+    name: str  # table column
+    type: str  # DuckDB type of the JSON field ("JSON" keeps the text as is)
+    field: str = ""  # spool field, when it differs from the column name
+    required: bool = False
+    default: str | None = None  # SQL literal when the field is missing
+
+    @property
+    def key(self) -> str:
+        return self.field or self.name
+
+    def select(self) -> str:
+        value = f"r.{self.key}"
+        if self.name == "ts":
+            value = f"TRY_CAST({value} AS TIMESTAMPTZ)"
+        elif self.type == "JSON":
+            value = f"CAST({value} AS VARCHAR)"
+        return f"coalesce({value}, {self.default})" if self.default else value
 
 
-def _event_row(d: dict[str, Any]) -> tuple:
-    return (
-        d["event_id"], d["ts"], d["event_kind"], d["actor"], d.get("from_version"), d.get("to_version"),
-        d.get("reason") or "", dumps(d.get("evidence") or {}), bool(d.get("demo")),
-    )
+def _c(name: str, type_: str, *, field: str = "", required: bool = False, default: str | None = None) -> _Column:
+    return _Column(name, type_, field, required, default)
 
 
-def _alert_row(d: dict[str, Any]) -> tuple:
-    return (
-        d["alert_id"], d["ts"], d["rule"], d.get("version"), d["message"],
-        dumps(d.get("evidence") or {}), bool(d.get("demo")),
-    )
+_ID, _TS, _DEMO = (lambda n: _c(n, "VARCHAR", required=True)), _c("ts", "VARCHAR", required=True), \
+    _c("demo", "BOOLEAN", default="false")
 
-
-def _ack_row(d: dict[str, Any]) -> tuple:
-    return (d["ack_id"], d["alert_id"], d["ts"], d["actor"], bool(d.get("demo")))
-
-
-def _resource_row(d: dict[str, Any]) -> tuple:
-    return (
-        d["sample_id"], d["ts"], int(d["pid"]), d["source"], float(d["cpu_percent"]), float(d["rss_mb"]),
-        bool(d.get("demo")),
-    )
-
-
-def _evaluation_row(d: dict[str, Any]) -> tuple:
-    return (
-        d["eval_id"], d["ts"], d["model_version"], d["dataset"], dumps(d.get("metrics") or {}),
-        dumps(d.get("pr_curve") or []), bool(d.get("demo")),
-    )
-
-
-# record kind -> (table, columns, row builder)
-TABLES: dict[str, tuple[str, tuple[str, ...], Callable[[dict[str, Any]], tuple]]] = {
+# record kind -> (table, columns)
+TABLES: dict[str, tuple[str, tuple[_Column, ...]]] = {
     "image": ("images", (
-        "image_id", "ts", "input_sha256", "source", "model_version", "variant", "num_faces", "boxes",
-        "processing_ms", "stage_ms", "width", "height", "status", "error", "flagged", "flag_reason",
-        "shadow_version", "shadow_boxes", "shadow_disagree", "union_blur", "review_path", "demo",
-    ), _image_row),
+        _ID("image_id"), _TS, _c("input_sha256", "VARCHAR", required=True), _c("source", "VARCHAR", required=True),
+        _c("model_version", "VARCHAR", required=True), _c("variant", "VARCHAR", required=True),
+        _c("num_faces", "INTEGER", required=True), _c("boxes", "JSON", default="'[]'"),
+        _c("processing_ms", "DOUBLE", required=True), _c("stage_ms", "JSON", default="'{}'"),
+        _c("width", "INTEGER"), _c("height", "INTEGER"), _c("status", "VARCHAR", required=True),
+        _c("error", "VARCHAR"), _c("flagged", "BOOLEAN", default="false"), _c("flag_reason", "VARCHAR"),
+        _c("shadow_version", "VARCHAR"), _c("shadow_boxes", "JSON"), _c("union_blur", "BOOLEAN", default="false"),
+        _c("review_path", "VARCHAR"), _DEMO,
+    )),
     "review": ("reviews", (
-        "review_id", "ts", "image_id", "reviewer", "model_version", "verdict", "detection_index", "box", "demo",
-    ), _review_row),
+        _ID("review_id"), _TS, _c("image_id", "VARCHAR", required=True), _c("reviewer", "VARCHAR", required=True),
+        _c("model_version", "VARCHAR", required=True), _c("verdict", "VARCHAR", required=True),
+        _c("detection_index", "INTEGER"), _c("box", "JSON"), _DEMO,
+    )),
     "event": ("events", (
-        "event_id", "ts", "kind", "actor", "from_version", "to_version", "reason", "evidence", "demo",
-    ), _event_row),
-    "alert": ("alerts", ("alert_id", "ts", "rule", "version", "message", "evidence", "demo"), _alert_row),
-    "alert_ack": ("alert_acks", ("ack_id", "alert_id", "ts", "actor", "demo"), _ack_row),
+        _ID("event_id"), _TS, _c("kind", "VARCHAR", field="event_kind", required=True),
+        _c("actor", "VARCHAR", required=True), _c("from_version", "VARCHAR"), _c("to_version", "VARCHAR"),
+        _c("reason", "VARCHAR", default="''"), _c("evidence", "JSON", default="'{}'"), _DEMO,
+    )),
+    "alert": ("alerts", (
+        _ID("alert_id"), _TS, _c("rule", "VARCHAR", required=True), _c("version", "VARCHAR"),
+        _c("message", "VARCHAR", required=True), _c("evidence", "JSON", default="'{}'"), _DEMO,
+    )),
+    "alert_ack": ("alert_acks", (
+        _ID("ack_id"), _c("alert_id", "VARCHAR", required=True), _TS, _c("actor", "VARCHAR", required=True), _DEMO,
+    )),
     "resource": ("resource_samples", (
-        "sample_id", "ts", "pid", "source", "cpu_percent", "rss_mb", "demo",
-    ), _resource_row),
+        _ID("sample_id"), _TS, _c("pid", "INTEGER", required=True), _c("source", "VARCHAR", required=True),
+        _c("cpu_percent", "DOUBLE", required=True), _c("rss_mb", "DOUBLE", required=True), _DEMO,
+    )),
     "evaluation": ("evaluations", (
-        "eval_id", "ts", "model_version", "dataset", "metrics", "pr_curve", "demo",
-    ), _evaluation_row),
+        _ID("eval_id"), _TS, _c("model_version", "VARCHAR", required=True), _c("dataset", "VARCHAR", required=True),
+        _c("metrics", "JSON", default="'{}'"), _c("pr_curve", "JSON", default="'[]'"), _DEMO,
+    )),
 }
+_KIND_PREFIX = '{"kind":"'
+
+
+def _kind_of(line: str) -> str | None:
+    if line.startswith(_KIND_PREFIX):  # how records.to_json writes it: no parse needed
+        end = line.find('"', len(_KIND_PREFIX))
+        kind = line[len(_KIND_PREFIX):end]
+        if kind in TABLES:
+            return kind
+    try:
+        kind = json.loads(line).get("kind")
+    except (ValueError, AttributeError):
+        return None
+    return kind if kind in TABLES else None
+
+
+def _shadow_disagree(line: str) -> bool | None:
+    """Computed here (IoU matching) only for the few lines where a second version ran."""
+    if '"shadow_boxes":[' not in line:
+        return None
+    try:
+        data = json.loads(line)
+        return shadow_disagrees(data.get("boxes") or [], data["shadow_boxes"])
+    except (ValueError, KeyError, TypeError):
+        return None  # the line is rejected by the SQL checks if it is really broken
+
+
+def insert_lines(con: duckdb.DuckDBPyConnection, kind: str, lines: list[str]) -> tuple[int, list[int]]:
+    """Insert spool lines of one record kind, skipping ids already present.
+
+    Returns (rows inserted, indices of lines that could not be read: invalid JSON or a
+    required field missing or of the wrong type).
+    """
+    table, columns = TABLES[kind]
+    structure = json.dumps({c.key: c.type for c in columns})
+    arrays = {"n": pa.array(np.arange(len(lines))), "line": pa.array(lines, pa.string())}
+    extra = ""
+    if kind == "image":
+        arrays["shadow_disagree"] = pa.array([_shadow_disagree(x) for x in lines], pa.bool_())
+        extra = ", shadow_disagree"
+    staged = pa.table(arrays)  # noqa: F841 (scanned by DuckDB, zero-copy)
+    valid = " AND ".join(["r IS NOT NULL"] + [f"{c.select()} IS NOT NULL" for c in columns if c.required])
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE parsed AS SELECT n{extra}, "
+        f"CASE WHEN json_valid(line) THEN json_transform(line, $structure) END AS r FROM staged",
+        {"structure": structure},
+    )
+    try:
+        bad = [row[0] for row in con.execute(f"SELECT n FROM parsed WHERE NOT coalesce({valid}, false)").fetchall()]
+        names = [c.name for c in columns] + (["shadow_disagree"] if extra else [])
+        values = [f"{c.select()} AS {c.name}" for c in columns] + (["shadow_disagree"] if extra else [])
+        row = con.execute(
+            f"INSERT OR IGNORE INTO {table} ({', '.join(names)}) "
+            f"SELECT {', '.join(values)} FROM parsed WHERE coalesce({valid}, false)"
+        ).fetchone()
+    finally:
+        con.execute("DROP TABLE IF EXISTS parsed")
+    return (int(row[0]) if row else 0), bad
 
 
 class _Batch:
-    """Rows and offsets that go into the database in one transaction."""
+    """Lines and offsets that go into the database in one transaction."""
 
     def __init__(self) -> None:
-        self.rows: dict[str, list[tuple]] = {kind: [] for kind in TABLES}
+        self.lines: dict[str, list[str]] = {kind: [] for kind in TABLES}
+        self.spools: dict[str, list[str]] = {kind: [] for kind in TABLES}  # spool key of each line
         self.offsets: dict[str, int] = {}
         self.rejected: dict[str, list[bytes]] = {}
-        self.lines = 0
+        self.line_count = 0
         self.bytes = 0
 
     def add_chunk(self, key: str, chunk: bytes, end_offset: int) -> None:
         self.offsets[key] = end_offset
         self.bytes += len(chunk)
-        for line in chunk.splitlines():
+        for line in chunk.decode("utf-8", errors="replace").splitlines():
             if not line.strip():
                 continue
-            self.lines += 1
-            try:
-                data = json.loads(line)
-                self.rows[data["kind"]].append(TABLES[data["kind"]][2](data))
-            except (ValueError, KeyError, TypeError) as exc:
-                self.reject(key, line + b"  # " + str(exc).encode()[:200])
+            self.line_count += 1
+            kind = _kind_of(line)
+            if kind is None:
+                self.reject(key, line.encode())
+            else:
+                self.lines[kind].append(line)
+                self.spools[kind].append(key)
 
     def reject(self, key: str, line: bytes) -> None:
         self.rejected.setdefault(key, []).append(line)
 
-
-def insert_rows(con: duckdb.DuckDBPyConnection, kind: str, rows: list[tuple]) -> int:
-    """Insert row tuples of one record kind, skipping ids already present; the number inserted."""
-    table, columns, _ = TABLES[kind]
-    staged = pd.DataFrame.from_records(rows, columns=list(columns))  # noqa: F841 (scanned by DuckDB)
-    cols = ", ".join(columns)
-    result = con.execute(f"INSERT OR IGNORE INTO {table} ({cols}) SELECT {cols} FROM staged").fetchone()
-    return int(result[0]) if result else 0
+    @property
+    def rejected_count(self) -> int:
+        return sum(map(len, self.rejected.values()))
 
 
 def _commit(con: duckdb.DuckDBPyConnection, batch: _Batch, spool_dir: Path) -> int:
-    if batch.rejected:  # written before COMMIT: a crash may repeat a rejected line, never lose one
-        rejected_dir = spool_dir / "rejected"
-        rejected_dir.mkdir(exist_ok=True)
-        for key, lines in batch.rejected.items():
-            with open(rejected_dir / f"{key}{SPOOL_SUFFIX}", "ab") as fh:
-                fh.write(b"\n".join(lines) + b"\n")
     inserted = 0
     con.execute("BEGIN TRANSACTION")
     try:
-        for kind, rows in batch.rows.items():
-            if rows:
-                inserted += insert_rows(con, kind, rows)
+        for kind, lines in batch.lines.items():
+            if lines:
+                n, bad = insert_lines(con, kind, lines)
+                inserted += n
+                for i in bad:
+                    batch.reject(batch.spools[kind][i], lines[i].encode())
         offsets = pd.DataFrame({"spool": list(batch.offsets), "offset_bytes": list(batch.offsets.values())})  # noqa: F841
         con.execute(
             "INSERT INTO spool_offsets SELECT spool, offset_bytes, current_timestamp FROM offsets "
             "ON CONFLICT (spool) DO UPDATE SET offset_bytes = excluded.offset_bytes, updated_ts = excluded.updated_ts"
         )
+        _save_rejected(batch, spool_dir)  # before COMMIT: a crash may repeat a rejected line, never lose one
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
     return inserted
+
+
+def _save_rejected(batch: _Batch, spool_dir: Path) -> None:
+    if not batch.rejected:
+        return
+    rejected_dir = spool_dir / "rejected"
+    rejected_dir.mkdir(exist_ok=True)
+    for key, lines in batch.rejected.items():
+        with open(rejected_dir / f"{key}{SPOOL_SUFFIX}", "ab") as fh:
+            fh.write(b"\n".join(lines) + b"\n")
 
 
 def _read_from(path: Path, offset: int, limit: int) -> tuple[bytes, int] | None:
@@ -321,7 +393,7 @@ def _ingest_files(
             end = data.rfind(b"\n") + 1
             if end == 0 and data and gone and start + len(data) == sizes[path]:
                 batch.reject(key, data)  # torn last line of a spool nobody will finish
-                batch.lines += 1
+                batch.line_count += 1
                 batch.offsets[key] = offsets[key] = start + len(data)
                 read_files.add(key)
                 break
@@ -332,13 +404,13 @@ def _ingest_files(
             offsets[key] = start + end
             if batch.bytes >= batch_bytes:
                 inserted += _commit(con, batch, spool_dir)
-                lines, rejected = lines + batch.lines, rejected + sum(map(len, batch.rejected.values()))
+                lines, rejected = lines + batch.line_count, rejected + batch.rejected_count
                 batch = _Batch()
             if start + end >= sizes[path]:
                 break
     if batch.offsets:
         inserted += _commit(con, batch, spool_dir)
-        lines, rejected = lines + batch.lines, rejected + sum(map(len, batch.rejected.values()))
+        lines, rejected = lines + batch.line_count, rejected + batch.rejected_count
     if delete_finished:
         deleted = _delete_finished(con, files, offsets, sizes)
     return lines, inserted, rejected, deleted, read_files

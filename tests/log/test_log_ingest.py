@@ -91,17 +91,17 @@ def test_a_failed_transaction_commits_neither_rows_nor_offset(settings, monkeypa
     for i in range(4):
         writer.write(image(i))
         writer.write(review(f"img{i:06d}", "correct"))
-    real = ingest_module.insert_rows
+    real = ingest_module.insert_lines
 
-    def crash_on_reviews(con, kind, rows):
+    def crash_on_reviews(con, kind, lines):
         if kind == "review":
             raise RuntimeError("power cut")
-        return real(con, kind, rows)
+        return real(con, kind, lines)
 
-    monkeypatch.setattr(ingest_module, "insert_rows", crash_on_reviews)
+    monkeypatch.setattr(ingest_module, "insert_lines", crash_on_reviews)
     with pytest.raises(RuntimeError, match="power cut"):
         ingest(settings)
-    monkeypatch.setattr(ingest_module, "insert_rows", real)
+    monkeypatch.setattr(ingest_module, "insert_lines", real)
     assert _count(settings) == 0 and _offsets(settings) == {}  # images of that batch rolled back too
     stats = ingest(settings)
     assert (stats.inserted, stats.duplicates) == (8, 0)
