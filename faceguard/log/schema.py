@@ -9,9 +9,11 @@ Layout decisions (the 1M-row benchmark drives them): DuckDB is columnar, so the 
 columns (``ts``, ``model_version``, ``num_faces``, ``processing_ms``, ``status``, ``flagged``)
 are plain typed columns and everything only shown, never aggregated (boxes, per-stage
 times, evidence) is JSON text. Rows arrive roughly in time order, so DuckDB's per-block
-min/max (zone maps) make time-window filters cheap without an explicit index. Ids are
-primary keys: the second guard against ingesting a record twice. All timestamps are
-``TIMESTAMPTZ`` read in a UTC session.
+min/max (zone maps) make time-window filters cheap without an explicit index. Ids are unique
+but deliberately not PRIMARY KEYs: an ART index over a million random ids costs more on every
+ingest and checkpoint than the anti-join by which the ingest skips ids already present (the
+second guard, after the spool offsets, against ingesting a record twice). All timestamps
+are ``TIMESTAMPTZ`` read in a UTC session.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         "images, reviews, events and spool offsets",
         """
         CREATE TABLE images (
-            image_id        VARCHAR PRIMARY KEY,
+            image_id        VARCHAR NOT NULL,   -- unique: ingest skips ids already present
             ts              TIMESTAMPTZ NOT NULL,
             input_sha256    VARCHAR NOT NULL,
             source          VARCHAR NOT NULL,
@@ -56,7 +58,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             demo            BOOLEAN NOT NULL DEFAULT false
         );
         CREATE TABLE reviews (
-            review_id       VARCHAR PRIMARY KEY,
+            review_id       VARCHAR NOT NULL,   -- unique: ingest skips ids already present
             ts              TIMESTAMPTZ NOT NULL,
             image_id        VARCHAR NOT NULL,
             reviewer        VARCHAR NOT NULL,
@@ -67,7 +69,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             demo            BOOLEAN NOT NULL DEFAULT false
         );
         CREATE TABLE events (
-            event_id        VARCHAR PRIMARY KEY,
+            event_id        VARCHAR NOT NULL,   -- unique: ingest skips ids already present
             ts              TIMESTAMPTZ NOT NULL,
             kind            VARCHAR NOT NULL,
             actor           VARCHAR NOT NULL,
@@ -90,7 +92,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         "alerts, acknowledgements, resource samples and evaluations",
         """
         CREATE TABLE alerts (
-            alert_id        VARCHAR PRIMARY KEY,
+            alert_id        VARCHAR NOT NULL,   -- unique: ingest skips ids already present
             ts              TIMESTAMPTZ NOT NULL,
             rule            VARCHAR NOT NULL,
             version         VARCHAR,
@@ -99,14 +101,14 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             demo            BOOLEAN NOT NULL DEFAULT false
         );
         CREATE TABLE alert_acks (
-            ack_id          VARCHAR PRIMARY KEY,
+            ack_id          VARCHAR NOT NULL,   -- unique: ingest skips ids already present
             alert_id        VARCHAR NOT NULL,
             ts              TIMESTAMPTZ NOT NULL,
             actor           VARCHAR NOT NULL,
             demo            BOOLEAN NOT NULL DEFAULT false
         );
         CREATE TABLE resource_samples (
-            sample_id       VARCHAR PRIMARY KEY,
+            sample_id       VARCHAR NOT NULL,   -- unique: ingest skips ids already present
             ts              TIMESTAMPTZ NOT NULL,
             pid             INTEGER NOT NULL,
             source          VARCHAR NOT NULL,
@@ -115,7 +117,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             demo            BOOLEAN NOT NULL DEFAULT false
         );
         CREATE TABLE evaluations (
-            eval_id         VARCHAR PRIMARY KEY,
+            eval_id         VARCHAR NOT NULL,   -- unique: ingest skips ids already present
             ts              TIMESTAMPTZ NOT NULL,
             model_version   VARCHAR NOT NULL,
             dataset         VARCHAR NOT NULL,

@@ -11,8 +11,8 @@ sealing by rename keeps the offset), how many bytes have been ingested. An inges
 database for writing (one process and, through the sidecar lock, one thread at a time),
 reads each spool from its committed offset up to its last complete line, and inserts those
 rows *and* the new offset in one transaction. A crash before COMMIT leaves neither, so the
-range is read again; after COMMIT both are durable, so it never is. Ids are primary keys and
-rows go in with ``INSERT OR IGNORE``: a second guard (a spool copied by hand, say).
+range is read again; after COMMIT both are durable, so it never is. And an insert skips
+ids already present (an anti-join on the id): a second guard (a spool copied by hand, say).
 
 A spool is deleted once it is fully ingested and will not grow: sealed (``.done``) or left by
 a process of this host that no longer exists (killed). A torn last line of such a spool can
@@ -236,22 +236,29 @@ def insert_lines(con: duckdb.DuckDBPyConnection, kind: str, lines: list[str]) ->
         extra = ", shadow_disagree"
     staged = pa.table(arrays)  # noqa: F841 (scanned by DuckDB, zero-copy)
     valid = " AND ".join(["r IS NOT NULL"] + [f"{c.select()} IS NOT NULL" for c in columns if c.required])
+    names = [c.name for c in columns] + (["shadow_disagree"] if extra else [])
+    values = [f"{c.select()} AS {c.name}" for c in columns] + (["shadow_disagree"] if extra else [])
+    # Parsed once into a temp table (selecting r.field from a subquery would parse per column);
+    # try(): a line that is not JSON at all becomes NULL instead of failing the whole batch.
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE parsed AS SELECT n{extra}, "
-        f"CASE WHEN json_valid(line) THEN json_transform(line, $structure) END AS r FROM staged",
+        f"CREATE OR REPLACE TEMP TABLE parsed AS SELECT n{extra}, try(json_transform(line, $structure)) AS r FROM staged",
         {"structure": structure},
     )
     try:
-        bad = [row[0] for row in con.execute(f"SELECT n FROM parsed WHERE NOT coalesce({valid}, false)").fetchall()]
-        names = [c.name for c in columns] + (["shadow_disagree"] if extra else [])
-        values = [f"{c.select()} AS {c.name}" for c in columns] + (["shadow_disagree"] if extra else [])
-        row = con.execute(
-            f"INSERT OR IGNORE INTO {table} ({', '.join(names)}) "
-            f"SELECT {', '.join(values)} FROM parsed WHERE coalesce({valid}, false)"
+        id_col = columns[0].name
+        row = con.execute(  # skip ids already in the table, and repeats within the batch
+            f"INSERT INTO {table} ({', '.join(names)}) "
+            f"SELECT * FROM (SELECT {', '.join(values)} FROM parsed WHERE coalesce({valid}, false)) AS fresh "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {table} AS old WHERE old.{id_col} = fresh.{id_col}) "
+            f"QUALIFY row_number() OVER (PARTITION BY fresh.{id_col}) = 1"
         ).fetchone()
+        inserted = int(row[0]) if row else 0
+        bad: list[int] = []
+        if inserted < len(lines):  # duplicates or unreadable lines: tell them apart (rare)
+            bad = [r[0] for r in con.execute(f"SELECT n FROM parsed WHERE NOT coalesce({valid}, false)").fetchall()]
     finally:
         con.execute("DROP TABLE IF EXISTS parsed")
-    return (int(row[0]) if row else 0), bad
+    return inserted, bad
 
 
 class _Batch:
