@@ -251,7 +251,7 @@ def window_stats(
     w AS (
         SELECT image_id, ts, status, processing_ms, shadow_version, shadow_disagree
         FROM images
-        WHERE model_version = $version AND ts <= $now AND ($since IS NULL OR ts >= $since)
+        WHERE model_version = $version AND ts <= $now {"AND ts >= $since" if since is not None else ""}
           AND ($include_demo OR NOT demo)
           AND (NOT $reviewed_only OR image_id IN (SELECT image_id FROM latest_reviews WHERE model_version = $version))
         ORDER BY ts DESC, image_id DESC
@@ -305,10 +305,10 @@ def latency_samples(
     include_demo: bool = True,
 ) -> np.ndarray:
     """Per-image processing_ms of the version's ok images in [since, until), for bootstrapping."""
-    df = _read(db, """
+    df = _read(db, f"""
         SELECT processing_ms FROM images
         WHERE model_version = $version AND status = 'ok' AND ($include_demo OR NOT demo)
-          AND ($since IS NULL OR ts >= $since) AND ($until IS NULL OR ts < $until)
+          {"AND ts >= $since" if since is not None else ""} {"AND ts < $until" if until is not None else ""}
         ORDER BY ts
     """, {"version": version, "since": _utc(since), "until": _utc(until), "include_demo": include_demo})
     return df["processing_ms"].to_numpy(dtype=np.float64)
@@ -318,11 +318,12 @@ def variant_counts(
     db: DbRef, since: datetime | None = None, until: datetime | None = None, *, include_demo: bool = True
 ) -> pd.DataFrame:
     """Images per (model_version, variant) in [since, until): columns model_version, variant, images, share."""
-    return _read(db, """
+    return _read(db, f"""
         SELECT model_version, variant, count(*) AS images,
                count(*) / sum(count(*)) OVER () AS share
         FROM images
-        WHERE ($include_demo OR NOT demo) AND ($since IS NULL OR ts >= $since) AND ($until IS NULL OR ts < $until)
+        WHERE ($include_demo OR NOT demo)
+          {"AND ts >= $since" if since is not None else ""} {"AND ts < $until" if until is not None else ""}
         GROUP BY model_version, variant ORDER BY images DESC, model_version, variant
     """, {"since": _utc(since), "until": _utc(until), "include_demo": include_demo})
 
