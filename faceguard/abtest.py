@@ -44,7 +44,13 @@ from enum import Enum
 from typing import NamedTuple, Sequence
 
 import numpy as np
-from scipy import stats as _stats
+
+def _scipy_stats():
+    """scipy.stats, imported on first use: it costs ~1.5 s, and every CLI command imports this module."""
+    from scipy import stats
+
+    return stats
+
 
 Z95 = 1.959963984540054
 
@@ -98,8 +104,8 @@ def min_sample_size(p_baseline: float, mde: float, *, alpha: float = 0.05, power
     p1 = min(max(p_baseline, 1e-6), 1 - 1e-6)
     p2 = p1 - mde if p1 - mde > 0 else p1 + mde
     pbar = (p1 + p2) / 2
-    z_a = _stats.norm.ppf(1 - alpha / 2)
-    z_b = _stats.norm.ppf(power)
+    z_a = _scipy_stats().norm.ppf(1 - alpha / 2)
+    z_b = _scipy_stats().norm.ppf(power)
     num = z_a * math.sqrt(2 * pbar * (1 - pbar)) + z_b * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))
     return int(math.ceil(num * num / (mde * mde)))
 
@@ -169,7 +175,7 @@ def sample_ratio_check(observed: Sequence[int], expected_shares: Sequence[float]
     if np.any((expected == 0) & (obs > 0)):  # traffic where none was expected: certainly a mismatch
         return SampleRatio(tuple(int(o) for o in obs), tuple(expected), math.inf, 0.0, threshold)
     keep = expected > 0
-    chi2, p = _stats.chisquare(obs[keep], expected[keep]) if keep.sum() >= 2 else (0.0, 1.0)
+    chi2, p = _scipy_stats().chisquare(obs[keep], expected[keep]) if keep.sum() >= 2 else (0.0, 1.0)
     return SampleRatio(tuple(int(o) for o in obs), tuple(float(e) for e in expected), float(chi2), float(p), threshold)
 
 
@@ -285,7 +291,7 @@ def analyse(
     """The comparison from plain counts and latencies (pure; ``compare`` feeds it from the log)."""
     sa = VariantStats.from_counts(a, np.asarray(latencies_a, dtype=np.float64))
     sb = VariantStats.from_counts(b, np.asarray(latencies_b, dtype=np.float64))
-    z = _stats.norm.ppf(1 - options.alpha / 2)
+    z = _scipy_stats().norm.ppf(1 - options.alpha / 2)
     recall_diff = diff_interval(a.confirmed, a.confirmed + a.missed, b.confirmed, b.confirmed + b.missed, z=z)
     precision_diff = diff_interval(a.confirmed, a.confirmed + a.false_positives,
                                    b.confirmed, b.confirmed + b.false_positives, z=z)

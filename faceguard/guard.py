@@ -247,14 +247,16 @@ def roll_back(
             if target is None:
                 action, restored = RollbackAction.NO_TARGET, None
             else:
+                # The atomic switch first, so traffic is back on the stable version within
+                # milliseconds; the bookkeeping (each event is ingested at once) follows. A crash
+                # in between leaves the failed version unquarantined, but no longer serving.
+                store.use(target, actor=actor, reason=reason, kind="rollback",
+                          evidence={**breach.evidence(), "action": "rolled_back"})
+                store.quarantine(version, reason=reason, actor=actor)
                 if canary is not None:
                     from faceguard.rollout import stop_canary
 
                     stop_canary(store, actor=actor, reason=f"rollback of {version}")
-                # quarantine first, then the atomic switch: a crash in between leaves the version
-                # current, so the next check acts again
-                store.rollback(target, actor=actor, reason=reason, quarantine=version,
-                               evidence={**breach.evidence(), "action": "rolled_back"})
                 action, restored = RollbackAction.ROLLED_BACK, target
         else:
             return RollbackResult(RollbackAction.ALREADY_HANDLED, breach)
