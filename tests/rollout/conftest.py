@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import os
+import shutil
+
 import pytest
 
 from faceguard.config import Settings
@@ -26,6 +29,20 @@ class Events:
 
     def kinds(self) -> list[str]:
         return [r["kind"] for r in self.rows]
+
+
+@pytest.fixture
+def models_dir(tmp_path: Path) -> Path:
+    """A private store with the three BlazeFace versions only, current = v1.1.0-prod: the rollout
+    tests name the previous stable version, which must not change as versions ship."""
+    from tests.conftest import MODELS
+
+    root = tmp_path / "models"
+    root.mkdir()
+    for v in (PREVIOUS, STABLE, BETA):
+        shutil.copytree(MODELS / v, root / v)
+    os.symlink(STABLE, root / "current")
+    return root
 
 
 @pytest.fixture
