@@ -24,14 +24,15 @@ def test_manual_rollback_switches_quarantines_and_raises_the_banner(fg_env, stor
     store, log = store_and_log
     store.update_state(lambda s: type(s)(canary=Canary("v1.2.0-beta", 5.0, "2025-01-01T00:00:00+00:00", "ops"),
                                          quarantined=s.quarantined, stable_history=s.stable_history))
+    before, target = store.current(), store.previous_stable()
     done = operations.manual_rollback(store, fg_env, actor="ops", reason="faces stay sharp", quarantine=True, log=log)
-    assert (done.failed_version, done.restored_version) == ("v1.1.0-prod", "v1.0.0-prod")
-    assert store.current() == "v1.0.0-prod"
-    assert "v1.1.0-prod" in store.state().quarantined and store.state().canary is None
+    assert (done.failed_version, done.restored_version) == (before, target)
+    assert store.current() == target
+    assert before in store.state().quarantined and store.state().canary is None
 
     banner = alerts.rollback_banner(fg_env)
     assert banner is not None and banner.alert_id == done.alert_id
-    assert banner.title == "Restored to stable version v1.0.0-prod"
+    assert banner.title == f"Restored to stable version {target}"
     log.ingest_now()
     kinds = list(queries.events(fg_env)["kind"])
     assert {"rollback", "canary_stop", "quarantine"} <= set(kinds)
@@ -44,7 +45,7 @@ def test_rollback_needs_an_actor_and_a_reason(fg_env, store_and_log, actor, reas
     store, log = store_and_log
     with pytest.raises(RolloutError, match=message):
         operations.manual_rollback(store, fg_env, actor=actor, reason=reason, log=log)
-    assert store.current() == "v1.1.0-prod"
+    assert store.current() == "v1.1.0-prod"  # unchanged
 
 
 def test_rollback_to_the_current_version_is_refused(fg_env, store_and_log):
