@@ -27,9 +27,23 @@ def _blazeface(manifest: Manifest, model: bytes) -> Detector:
     return det
 
 
+def _centerface(manifest: Manifest, model: bytes) -> Detector:
+    from faceguard.detectors.centerface import CenterFaceDetector, CenterFaceOptions
+    from faceguard.errors import ManifestError
+
+    try:
+        options = CenterFaceOptions.from_manifest(
+            threshold=manifest.confidence_threshold, nms_iou=manifest.iou_threshold, inference=manifest.inference
+        )
+    except (TypeError, ValueError) as exc:
+        raise ManifestError(manifest.model_version, "inference", str(exc)) from exc
+    return CenterFaceDetector(model, options, version=manifest.model_version)
+
+
 BUILDERS: dict[Architecture, Callable[[Manifest, bytes], Detector]] = {
     Architecture.BLAZEFACE_SHORT: _blazeface,
     Architecture.BLAZEFACE_FULL: _blazeface,
+    Architecture.CENTERFACE: _centerface,
 }
 
 
