@@ -176,8 +176,9 @@ if app.unlock_form(app.admin_access(s), state_key=app.ADMIN_UNLOCKED, title="Mod
         with st.form("canary_form"):
             options = [v for v in versions if v != status.current]
             default = canary.version if canary else (candidates[-1] if candidates else options[0])
-            version = st.selectbox("Version", options, index=options.index(default))
-            percent = st.slider("Share of traffic (%)", 1, 50, int(canary.percent if canary else s.rollout.canary_percent))
+            version = st.selectbox("Version", options, index=options.index(default), key="canary_version")
+            percent = st.slider("Share of traffic (%)", 1, 50, int(canary.percent if canary else s.rollout.canary_percent),
+                                key="canary_percent")
             reason = st.text_input("Reason", placeholder="why this canary (recorded)")
             force = st.checkbox("Force (skip the internal-test bar / lift a quarantine; needs a reason)")
             start = st.form_submit_button("Change percent" if canary else "Start canary", type="primary",

@@ -123,3 +123,12 @@ def test_a_missed_box_needs_a_size(kept):
 def test_unknown_image_is_refused(fg_env):
     with pytest.raises(ReviewError, match="not in the processing log"):
         reviewing.get_item(fg_env, "f" * 32)
+
+
+def test_revealing_a_marked_region_is_logged_too(kept):
+    settings, image_id = kept
+    crop = reviewing.reveal_region(settings, image_id, {"x": 300, "y": 300, "w": 100, "h": 50}, "cy")
+    assert crop.shape == (80, 160, 3)  # the box plus 30 % on each side
+    ev = queries.events(settings, kinds=["reveal"]).iloc[0]
+    assert ev["actor"] == "cy" and ev["evidence"]["detection_index"] is None
+    assert ev["evidence"]["box"] == {"x": 300.0, "y": 300.0, "w": 100.0, "h": 50.0}

@@ -227,3 +227,32 @@ def test_a_deep_link_on_a_fresh_server_still_runs_inside_home(app_env):
     assert not at.exception, [e.message for e in at.exception]
     shown = texts(at)
     assert "Metrics" in shown and f"Restored to stable version {done.restored_version}" in shown  # Home.py's banner
+
+
+def test_blur_page_says_which_file_is_too_large(app_env, open_page, monkeypatch, astronaut_jpeg):
+    monkeypatch.setenv("FACEGUARD_MAX_PIXELS", "100000")  # the 512x512 astronaut is 262,144 pixels
+    at = open_page("pages/blur.py")
+    at.file_uploader[0].set_value(("big.jpg", astronaut_jpeg, "image/jpeg")).run()
+    assert not at.exception
+    [error] = [e.value for e in at.error]
+    assert "big.jpg" in error and "over the limit" in error
+    assert not at.download_button
+
+
+def test_canary_controls_start_and_stop_a_canary(app_env, open_page, monkeypatch):
+    monkeypatch.setenv("FACEGUARD_ADMIN_PASSWORD", "s3cret")
+    at = open_page("pages/models.py", **{app_support.ADMIN_UNLOCKED: True, app_support.OPERATOR: "ops"})
+    at.selectbox(key="canary_version").set_value("v1.2.0-beta")
+    at.slider(key="canary_percent").set_value(10)
+    next(t for t in at.text_input if t.label == "Reason").input("try the tiled detector")
+    next(c for c in at.checkbox if c.label.startswith("Force")).check()
+    next(b for b in at.form_submit_button if b.label == "Start canary").click()
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    canary = ModelStore.from_settings(app_env).state().canary
+    assert (canary.version, canary.percent, canary.actor) == ("v1.2.0-beta", 10.0, "ops")
+
+    next(b for b in at.form_submit_button if b.label == "Stop canary").click()
+    at.run()
+    assert ModelStore.from_settings(app_env).state().canary is None
+    assert {"canary_start", "canary_stop"} <= set(queries.events(app_env)["kind"])
