@@ -99,14 +99,15 @@ class CriterionResult:
         elif self.criterion is Criterion.REVIEWED:
             fig = f"{int(self.figure)}"
         else:
-            fig = _fmt(self.criterion, self.figure)
-        ci = f" [{_fmt(self.criterion, self.interval.low)}, {_fmt(self.criterion, self.interval.high)}]" \
+            fig = format_figure(self.criterion, self.figure)
+        ci = f" [{format_figure(self.criterion, self.interval.low)}, {format_figure(self.criterion, self.interval.high)}]" \
             if self.interval is not None else ""
         op = ">=" if self.at_least else "<="
-        return f"{self.criterion.value} {fig}{ci} (target {op} {_fmt(self.criterion, self.target)}, n={self.n}): {self.verdict.value}"
+        return f"{self.criterion.value} {fig}{ci} (target {op} {format_figure(self.criterion, self.target)}, n={self.n}): {self.verdict.value}"
 
 
-def _fmt(c: Criterion, v: float) -> str:
+def format_figure(c: Criterion, v: float) -> str:
+    """A figure of criterion ``c`` as printed (percentages for rates, 2 decimals otherwise)."""
     if c in (Criterion.RECALL, Criterion.PRECISION):
         return f"{v:.1%}"
     if c is Criterion.REVIEWED:
@@ -319,6 +320,7 @@ def promote(store: ModelStore, version: str, settings: Settings, *, actor: str, 
 
 __all__ = [
     "Criterion", "CriterionResult", "DayFigures", "DayResult", "GateReport", "Promotion", "Verdict", "day_figures",
+    "format_figure",
     "evaluate", "judge", "judge_at_least", "judge_at_most", "judge_day", "latency_budget", "mean_interval",
     "poisson_interval", "promote",
 ]

@@ -137,11 +137,11 @@ def _print_gate(report: gate.GateReport) -> None:
     for d in report.days:
         judged = "" if d.day in report.judged else " (not judged)"
         for i, c in enumerate(d.criteria):
-            fig = "-" if c.figure is None or math.isnan(c.figure) else gate._fmt(c.criterion, c.figure)
-            ci = "" if c.interval is None else f"[{gate._fmt(c.criterion, c.interval.low)}, {gate._fmt(c.criterion, c.interval.high)}]"
+            fig = "-" if c.figure is None or math.isnan(c.figure) else gate.format_figure(c.criterion, c.figure)
+            ci = "" if c.interval is None else f"[{gate.format_figure(c.criterion, c.interval.low)}, {gate.format_figure(c.criterion, c.interval.high)}]"
             colour = _VERDICT_COLOURS[c.verdict.value]
             table.add_row(f"{d.day}{judged}" if i == 0 else "", c.criterion.value, fig, ci,
-                          f"{'>=' if c.at_least else '<='} {gate._fmt(c.criterion, c.target)}", str(c.n),
+                          f"{'>=' if c.at_least else '<='} {gate.format_figure(c.criterion, c.target)}", str(c.n),
                           f"[{colour}]{c.verdict.value}[/{colour}]")
         table.add_row("", "[bold]day[/bold]", "", "", "", "", f"[bold]{d.verdict.value}[/bold]", end_section=True)
     console.print(table)
@@ -274,10 +274,11 @@ def check_command(
         if not report.checked:
             typer.echo("nothing to watch (no canary, and no previous stable version to return to)")
         for s in report.checked:
-            typer.echo(f"checked {s.version}: {s.consecutive_failures} trailing failures, "
-                       f"fp rate {'-' if s.fp_rate is None else f'{s.fp_rate:.1%}'} over {s.fp_images} "
-                       f"{s.fp_source.value}-judged images, mean {'-' if s.mean_ms is None else f'{s.mean_ms:.0f} ms'} "
-                       f"over {s.latency_samples} requests")
+            fp = "no judged images" if s.fp_rate is None else \
+                f"fp rate {s.fp_rate:.1%} over {s.fp_images} {s.fp_source.value}-judged images"
+            mean = "no recent requests" if s.mean_ms is None else \
+                f"mean {s.mean_ms:.0f} ms over {s.latency_samples} requests"
+            typer.echo(f"checked {s.version}: {s.consecutive_failures} trailing failures, {fp}, {mean}")
         for a in report.actions:
             typer.echo(f"{a.action.value}: {a.breach.message}"
                        + (f"; restored {a.restored_version}" if a.restored_version else ""))
