@@ -130,7 +130,10 @@ else:
         preview_demo = st.toggle("Preview with demo data", value=False, key="gate_demo",
                                  help="Promotion itself never counts demo rows.")
     report = app.safe(lambda: app.gate_report(s, candidate, include_demo=preview_demo), "Promotion gate")
-    if report:
+    if report and not any(d.images for d in report.days):
+        st.info(f"No traffic on {candidate} in the last {len(report.days)} days, so the gate has nothing to judge. "
+                "Start a canary below; its reviewed images feed the gate day by day.", icon=":material/hourglass_empty:")
+    elif report:
         color = {gate.Verdict.PASS: "green", gate.Verdict.FAIL: "red", gate.Verdict.INCONCLUSIVE: "orange"}
         st.badge(f"Gate {report.verdict.value.upper()} for {candidate} over {len(report.judged)} day(s)",
                  color=color[report.verdict], icon=":material/verified:")

@@ -106,7 +106,7 @@ def browser(tmp_path):
     opts.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--no-first-run", f"--user-data-dir={tmp_path / 'chrome-profile'}", "--window-size=1440,1800"):
+                "--no-first-run", f"--user-data-dir={tmp_path / 'chrome-profile'}", "--window-size=1440,2400"):
         opts.add_argument(arg)
     opts.add_experimental_option("prefs", {"download.default_directory": str(downloads),
                                            "download.prompt_for_download": False})
