@@ -256,3 +256,14 @@ def test_canary_controls_start_and_stop_a_canary(app_env, open_page, monkeypatch
     at.run()
     assert ModelStore.from_settings(app_env).state().canary is None
     assert {"canary_start", "canary_stop"} <= set(queries.events(app_env)["kind"])
+
+
+def test_review_hide_puts_the_face_back_under_blur(kept_image, open_page):
+    settings, image_id = kept_image
+    at = _sign_in(open_page("pages/review.py"))
+    at.pills(key=f"reveal_{image_id}").set_value(1).run()
+    assert app_support.REVIEW_REVEALED in at.session_state
+    next(b for b in at.button if b.label == "Hide").click().run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert app_support.REVIEW_REVEALED not in at.session_state
+    assert at.pills(key=f"reveal_{image_id}").value is None
