@@ -73,7 +73,7 @@ def reviewer_gate(
 ) -> AccessGate:
     """The reviewer password (environment, then secrets) and the admin password."""
     env = os.environ if environ is None else environ
-    reviewer = env.get(REVIEWER_ENV) or secret_value(secrets, REVIEWER_SECRET_KEYS)
+    reviewer = settings.reviewer_password or env.get(REVIEWER_ENV) or secret_value(secrets, REVIEWER_SECRET_KEYS)
     passwords = tuple(p for p in (reviewer, *admin_gate(settings, secrets)._passwords) if p)
     return AccessGate("reviewer", passwords, REVIEWER_HOW_TO)
 

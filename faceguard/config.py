@@ -92,6 +92,7 @@ class Settings:
     max_pixels: int = 100_000_000
     jpeg_quality: int = 90
     admin_password: str | None = None
+    reviewer_password: str | None = None  # opens the Review page (the admin password does too)
     webhook_url: str | None = None
     review: ReviewSettings = field(default_factory=ReviewSettings)
     rollout: RolloutSettings = field(default_factory=RolloutSettings)

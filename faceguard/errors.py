@@ -26,6 +26,7 @@ The engine raises; it never prints. The CLI and the app turn these into one-line
     ├── LogError                     the processing log (DuckDB) cannot be used
     │   └── SchemaTooNewError          the database was written by a newer faceguard
     ├── EvaluationError              an evaluation data set is malformed (names the file)
+    ├── ReviewError                  a review action cannot be done (names the image)
     └── RolloutError                 canary / promotion / rollback refused (says why)
         └── GateFailedError            promotion gate not met
 """
@@ -152,6 +153,15 @@ class SchemaTooNewError(LogError):
 
 class EvaluationError(FaceguardError):
     """An evaluation data set is malformed."""
+
+
+class ReviewError(FaceguardError):
+    """A review action cannot be done (names the image)."""
+
+    def __init__(self, image_id: str, reason: str) -> None:
+        self.image_id = image_id
+        self.reason = reason
+        super().__init__(f"image {image_id}: {reason}")
 
 
 class RolloutError(FaceguardError):

@@ -30,7 +30,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from faceguard import media
 from faceguard.config import Settings
 from faceguard.detections import Detections
-from faceguard.errors import FaceguardError, InputError
+from faceguard.errors import InputError, ReviewError
 from faceguard.review import review_image_path
 
 # The preview keeps about this many cells along the image's long side: people and heads stay
@@ -40,15 +40,6 @@ REVEAL_MARGIN = 0.3  # share of the box added on each side of a revealed crop
 QUEUE_BATCH = 200  # queue rows read per look-up when skipping entries whose image is gone
 
 JUDGEMENTS = ("correct", "false_positive")  # per detection; "missed" comes with a box
-
-
-class ReviewError(FaceguardError):
-    """A review action cannot be done (names the image)."""
-
-    def __init__(self, image_id: str, reason: str) -> None:
-        self.image_id = image_id
-        self.reason = reason
-        super().__init__(f"image {image_id}: {reason}")
 
 
 @dataclass(frozen=True)

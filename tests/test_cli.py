@@ -113,3 +113,18 @@ def test_models_list_and_show(fg_env):
     assert res.exit_code == 0 and "v1.2.0-beta" in res.stdout and "current" in res.stdout
     res = runner.invoke(app, ["models", "show", "current"])
     assert res.exit_code == 0 and json.loads(res.stdout)["model_version"] == "v1.1.0-prod"
+
+
+def test_cli_rollback_records_event_and_raises_the_banner(fg_env):
+    from faceguard.alerts import rollback_banner
+    from faceguard.log import queries
+
+    assert runner.invoke(app, ["models", "use", "v1.0.0-prod", "--reason", "r"]).exit_code == 0
+    assert runner.invoke(app, ["models", "use", "v1.1.0-prod", "--reason", "r"]).exit_code == 0
+    res = runner.invoke(app, ["models", "rollback", "--reason", "too slow", "--actor", "ops", "--quarantine"])
+    assert res.exit_code == 0, res.output
+    assert "v1.1.0-prod -> v1.0.0-prod" in res.stdout and "quarantined" in res.stdout
+    banner = rollback_banner(fg_env.db_path)
+    assert banner is not None and "v1.0.0-prod" in banner.message
+    ev = queries.events(fg_env.db_path, kinds=["rollback"])
+    assert len(ev) == 1 and ev.iloc[0]["actor"] == "ops" and ev.iloc[0]["reason"] == "too slow"

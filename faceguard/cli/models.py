@@ -102,12 +102,21 @@ def use_command(
 @handles_errors
 def rollback_command(
     to: Optional[str] = typer.Argument(None, help="Stable version to return to (default: the previous stable one)."),
-    reason: str = typer.Option("manual rollback", "--reason", "-r"),
-    actor: Optional[str] = typer.Option(None),
+    reason: str = typer.Option("manual rollback", "--reason", "-r", help="Why (recorded with the event and the alert)."),
+    actor: Optional[str] = typer.Option(None, help="Who (default: the login name)."),
+    quarantine: bool = typer.Option(False, help="Also quarantine the version left, so nothing re-promotes it."),
 ) -> None:
-    """Go back to a retained stable version."""
-    ev = _store().rollback(to, actor=_actor(actor), reason=reason)
-    typer.echo(f"rolled back: {ev.from_version} -> {ev.to_version}")
+    """Go back to a retained stable version; stops any canary and raises the rollback alert."""
+    from faceguard.eventlog import LogEventRecorder
+    from faceguard.log import LogWriter
+    from faceguard.operations import manual_rollback
+
+    settings = Settings.load()
+    with LogWriter(settings, source="cli") as log:
+        store = ModelStore.from_settings(settings, recorder=LogEventRecorder(log, actor_default="cli"))
+        done = manual_rollback(store, settings, actor=_actor(actor), reason=reason, to=to, quarantine=quarantine, log=log)
+    typer.echo(f"rolled back: {done.failed_version} -> {done.restored_version}"
+               + (f" ({done.failed_version} quarantined)" if done.quarantined else ""))
 
 
 @app.command("prune")
