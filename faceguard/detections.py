@@ -214,3 +214,11 @@ def nms_indices(xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float) -> n
         row = ious[i] if ious is not None else iou_matrix(xyxy[i : i + 1], xyxy)[0]
         suppressed |= row >= iou_threshold
     return order[np.asarray(keep, dtype=np.int64)]
+
+
+def count_disagreements(a: Detections, b: Detections, iou: float = 0.5) -> int:
+    """Boxes of either result with no partner at IoU >= ``iou`` in the other."""
+    if not len(a) or not len(b):
+        return len(a) + len(b)
+    m = iou_matrix(a.xyxy, b.xyxy) >= iou
+    return int((~m.any(axis=1)).sum() + (~m.any(axis=0)).sum())

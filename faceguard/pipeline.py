@@ -16,12 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from pathlib import Path
 from typing import Callable, Protocol
 
 import numpy as np
@@ -29,11 +26,11 @@ import numpy as np
 from faceguard.anonymize import AnonymizeOptions, anonymize
 from faceguard import media
 from faceguard.config import Settings
-from faceguard.detections import Detections, iou_matrix
-from faceguard.detectors import Detector, build_detector
+from faceguard.detections import Detections, count_disagreements
+from faceguard.detectors.cache import DetectorCache, LoadedModel
 from faceguard.errors import DetectionError, FaceguardError, InputError, ModelError
 from faceguard.log.records import Variant  # one enum for the engine and the log
-from faceguard.registry import Manifest, ModelStore
+from faceguard.registry import ModelStore
 
 
 @dataclass(frozen=True)
@@ -57,54 +54,6 @@ class CurrentRouter:
 
     def assign(self, key: str) -> Assignment:
         return Assignment(self.store.current(), Variant.STABLE)
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    manifest: Manifest
-    detector: Detector
-
-    @property
-    def version(self) -> str:
-        return self.manifest.model_version
-
-
-class DetectorCache:
-    """One detector per version, built on first use from sha256-verified bytes.
-
-    Keyed by the manifest file's mtime as well, so an edited manifest (new thresholds) is
-    picked up without a restart. Thread-safe; a version is built once even if many threads
-    ask for it at the same moment.
-    """
-
-    def __init__(self, store: ModelStore) -> None:
-        self.store = store
-        self._models: dict[str, tuple[int, LoadedModel]] = {}
-        self._lock = threading.Lock()
-        self._building: dict[str, threading.Lock] = {}
-
-    def get(self, version: str) -> LoadedModel:
-        stamp = (self.store.path(version) / "model_manifest.json").stat().st_mtime_ns
-        hit = self._models.get(version)
-        if hit and hit[0] == stamp:
-            return hit[1]
-        with self._lock:
-            build_lock = self._building.setdefault(version, threading.Lock())
-        with build_lock:
-            hit = self._models.get(version)
-            if hit and hit[0] == stamp:
-                return hit[1]
-            manifest, model = self.store.load(version)
-            loaded = LoadedModel(manifest, build_detector(manifest, model))
-            self._models[version] = (stamp, loaded)
-            # The replaced detector is not closed: images in flight may still be using it.
-            return loaded
-
-    def close(self) -> None:
-        with self._lock:
-            for _, loaded in self._models.values():
-                loaded.detector.close()
-            self._models.clear()
 
 
 @dataclass(frozen=True)
@@ -416,14 +365,6 @@ def _detect(model: LoadedModel, rgb: np.ndarray) -> Detections:
         raise DetectionError(model.version, f"{type(exc).__name__}: {exc}") from exc
 
 
-def count_disagreements(a: Detections, b: Detections, iou: float = 0.5) -> int:
-    """Boxes of either result with no partner at IoU >= ``iou`` in the other."""
-    if not len(a) or not len(b):
-        return len(a) + len(b)
-    m = iou_matrix(a.xyxy, b.xyxy) >= iou
-    return int((~m.any(axis=1)).sum() + (~m.any(axis=0)).sum())
-
-
 # Lossy inputs stay JPEG/WebP; everything else becomes PNG so no further quality is lost.
 _OUTPUT_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "WEBP": "WEBP", "PNG": "PNG"}
 
@@ -434,10 +375,6 @@ def output_format_for_input(input_format: str) -> str:
 
 def _ms(t0: float) -> float:
     return (time.perf_counter() - t0) * 1000.0
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 __all__ = [

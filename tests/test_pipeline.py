@@ -10,8 +10,9 @@ import pytest
 from PIL import Image
 
 from faceguard import pipeline
+from faceguard.detectors import cache as detector_cache
 from faceguard.anonymize import AnonymizeOptions, Mode
-from faceguard.detections import Detections, iou_matrix
+from faceguard.detections import Detections, count_disagreements, iou_matrix
 from faceguard.detectors import FakeDetector
 from faceguard.errors import ChecksumMismatchError, NotAnImageError, TooManyPixelsError
 from faceguard.pipeline import Engine, Variant
@@ -101,7 +102,7 @@ def test_hot_switch_reaches_a_running_engine(engine, fg_env, astronaut_jpeg):
 
 def test_in_flight_image_finishes_on_its_version(engine, fg_env, astronaut_jpeg, monkeypatch):
     started, release = threading.Event(), threading.Event()
-    real_build = pipeline.build_detector
+    real_build = detector_cache.build_detector
 
     def slow_build(manifest, model):
         inner = real_build(manifest, model)
@@ -113,7 +114,7 @@ def test_in_flight_image_finishes_on_its_version(engine, fg_env, astronaut_jpeg,
 
         return FakeDetector(detect)
 
-    monkeypatch.setattr(pipeline, "build_detector", slow_build)
+    monkeypatch.setattr(detector_cache, "build_detector", slow_build)
     start_version = engine.store.current()
     results = []
     t = threading.Thread(target=lambda: results.append(engine.process(astronaut_jpeg)))
@@ -152,8 +153,8 @@ def test_union_blur_covers_faces_the_canary_missed(fg_env, astronaut, astronaut_
     """A canary that misses a face cannot leak it while the stable version runs as shadow."""
     store = ModelStore.from_settings(fg_env)
     stable = store.current()
-    real_build = pipeline.build_detector
-    monkeypatch.setattr(pipeline, "build_detector",
+    real_build = detector_cache.build_detector
+    monkeypatch.setattr(detector_cache, "build_detector",
                         lambda m, b: FakeDetector(Detections.empty()) if m.model_version == "v1.2.0-beta" else real_build(m, b))
     router = _Router(pipeline.Assignment("v1.2.0-beta", Variant.CANARY, shadow_version=stable))
     with Engine(fg_env, store, router=router) as e:
@@ -171,9 +172,9 @@ def test_union_blur_covers_faces_the_canary_missed(fg_env, astronaut, astronaut_
 def test_count_disagreements():
     a = Detections.from_xywh([[0, 0, 10, 10], [100, 100, 10, 10]], [0.9, 0.9])
     b = Detections.from_xywh([[1, 1, 10, 10], [300, 300, 10, 10]], [0.9, 0.9])
-    assert pipeline.count_disagreements(a, b) == 2
-    assert pipeline.count_disagreements(a, a) == 0
-    assert pipeline.count_disagreements(a, Detections.empty()) == 2
+    assert count_disagreements(a, b) == 2
+    assert count_disagreements(a, a) == 0
+    assert count_disagreements(a, Detections.empty()) == 2
 
 
 def test_concurrent_requests_from_threads(engine, astronaut_jpeg, no_face_jpegs):

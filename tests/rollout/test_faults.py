@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 from faceguard import pipeline
+from faceguard.detectors import cache as detector_cache
 from faceguard.detections import Detections
 from faceguard.detectors import FakeDetector
 from faceguard.guard import Guard, RollbackAction, Rule
@@ -137,12 +138,12 @@ def test_corrupt_canary_file_trips_consecutive_failures_without_failing_a_reques
 
 
 def test_current_version_raising_on_every_image_rolls_back_to_the_previous_stable(fg_env, photos, monkeypatch):
-    real_build = pipeline.build_detector
+    real_build = detector_cache.build_detector
 
     def raising(image):
         raise RuntimeError("injected: tensor shape mismatch")
 
-    monkeypatch.setattr(pipeline, "build_detector",
+    monkeypatch.setattr(detector_cache, "build_detector",
                         lambda m, b: FakeDetector(raising) if m.model_version == BETA else real_build(m, b))
     settings = guarded(fg_env, max_mean_ms=60_000)
     engine, guard = engine_with_guard(settings, Posts())
@@ -164,7 +165,7 @@ def test_current_version_raising_on_every_image_rolls_back_to_the_previous_stabl
 
 
 def test_slow_canary_trips_the_latency_rule_with_its_manifest_budget(fg_env, photos, monkeypatch):
-    real_build = pipeline.build_detector
+    real_build = detector_cache.build_detector
 
     class Slow:
         def __init__(self, inner):
@@ -177,7 +178,7 @@ def test_slow_canary_trips_the_latency_rule_with_its_manifest_budget(fg_env, pho
         def close(self):
             self.inner.close()
 
-    monkeypatch.setattr(pipeline, "build_detector",
+    monkeypatch.setattr(detector_cache, "build_detector",
                         lambda m, b: Slow(real_build(m, b)) if m.model_version == BETA else real_build(m, b))
     # BETA's own budget (200 ms) judges it; the global 100 ms is lifted so only BETA is at stake.
     settings = guarded(fg_env, max_mean_ms=60_000, min_latency_samples=5)
@@ -212,8 +213,8 @@ def sharpness(rgb: np.ndarray, box) -> float:
 
 @pytest.mark.parametrize("union_blur", [True, False])
 def test_a_canary_that_misses_a_face_cannot_leak_it(fg_env, astronaut, astronaut_jpeg, monkeypatch, union_blur):
-    real_build = pipeline.build_detector
-    monkeypatch.setattr(pipeline, "build_detector",
+    real_build = detector_cache.build_detector
+    monkeypatch.setattr(detector_cache, "build_detector",
                         lambda m, b: FakeDetector(Detections.empty()) if m.model_version == BETA else real_build(m, b))
     settings = fg_env.replace(rollout=dataclasses.replace(fg_env.rollout, shadow_rate=1.0, union_blur=union_blur))
     engine, guard = engine_with_guard(settings, Posts())
