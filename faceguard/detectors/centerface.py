@@ -306,14 +306,19 @@ class CenterFaceDetector:
 
 
 def agree(base: RawFaces, zoomed: RawFaces, cells: list[tuple[int, int]], z: ZoomOptions) -> RawFaces:
-    """Merge the base pass with the zoomed tiles: inside zoomed cells, a face both scales see
-    gets the mean score and the zoomed box; a face only one scale sees gets half its score
-    (confident base faces keep theirs). Outside zoomed cells the base pass stands."""
-    size = np.sqrt(np.prod(base.xyxy[:, 2:] - base.xyxy[:, :2], axis=1))
-    cell = ((base.xyxy[:, :2] + base.xyxy[:, 2:]) / 2)[:, ::-1] // z.core
-    zoomed_cells = {tuple(rc) for rc in cells}
-    covered = np.array([tuple(rc) in zoomed_cells for rc in cell.astype(np.int64).tolist()], bool).reshape(-1)
-    covered &= size <= 2 * z.max_face  # larger faces are out of the zoom's range: base pass stands
+    """Merge the base pass with the zoomed tiles.
+
+    A base face the zoom saw whole (centre in a zoomed cell, box inside that cell's tile) is
+    judged by both scales: seen by both, it gets the mean score and the zoomed (better placed)
+    box; missed by the zoom, half its score, unless it was already confident. A face the zoom
+    could not see whole keeps its base result, and so does everything outside zoomed cells.
+    Faces only the zoom found get half their zoomed score.
+    """
+    rc = (((base.xyxy[:, :2] + base.xyxy[:, 2:]) / 2)[:, ::-1] // z.core).astype(np.int64).reshape(-1, 2)
+    zoomed_cells = {tuple(c) for c in cells}
+    covered = np.array([tuple(c) in zoomed_cells for c in rc.tolist()], bool).reshape(-1)
+    lo = rc[:, ::-1] * z.core - z.margin  # the tile window of each face's cell, (x, y)
+    covered &= np.all(base.xyxy[:, :2] >= lo, axis=1) & np.all(base.xyxy[:, 2:] <= lo + z.core + 2 * z.margin, axis=1)
     xyxy, scores, lms = base.xyxy.copy(), base.scores.copy(), base.landmarks.copy()
     used = np.zeros(len(zoomed.scores), bool)
     ious = iou_matrix(base.xyxy, zoomed.xyxy)

@@ -128,18 +128,20 @@ def _raw(boxes, scores) -> RawFaces:
 
 
 def test_agree_averages_faces_both_scales_see_and_halves_the_rest():
-    z = ZoomOptions(core=96, max_face=32)
+    z = ZoomOptions(core=96, margin=16, max_face=32)  # cell (0, 0)'s tile spans -16..112 px
     base = _raw(
         [[10, 10, 30, 30],  # uncertain, confirmed by the zoom
          [50, 10, 70, 30],  # uncertain, not confirmed
          [10, 50, 30, 70],  # confident, not confirmed: keeps its score
+         [70, 10, 120, 60],  # centred in the cell but sticking out of its tile: the zoom never saw it whole
          [200, 200, 220, 220]],  # in a cell that was not zoomed: untouched
-        [0.3, 0.3, 0.8, 0.2],
+        [0.3, 0.3, 0.8, 0.3, 0.2],
     )
     zoomed = _raw([[11, 11, 31, 31], [60, 60, 80, 80]], [0.9, 0.6])  # the second is new at the zoomed scale
     merged = agree(base, zoomed, [(0, 0)], z)
-    assert merged.scores.tolist() == pytest.approx([0.6, 0.15, 0.8, 0.2, 0.3])
+    assert merged.scores.tolist() == pytest.approx([0.6, 0.15, 0.8, 0.3, 0.2, 0.3])
     assert merged.xyxy[0].tolist() == [11, 11, 31, 31]  # the zoomed box replaces the base box
+    assert merged.xyxy[3].tolist() == [70, 10, 120, 60]
 
 
 def test_zoom_cells_pick_the_most_crowded_cells_within_the_cap(tmp_path):
