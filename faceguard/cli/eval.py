@@ -60,7 +60,8 @@ def _table(run: VersionEvaluation) -> Table:
     r = run.report
     pct = lambda v: "-" if v is None else f"{100 * v:.1f}%"  # noqa: E731
     num = lambda v, unit="": "-" if v is None else f"{v:.1f}{unit}"  # noqa: E731
-    t = Table(title=f"{run.version} on {r.dataset} ({r.n_images} photos, {r.n_faces} faces, {r.n_negatives} without faces)")
+    t = Table(title=f"{run.version} on {r.dataset}",
+              caption=f"{r.n_images} photos, {r.n_faces} faces, {r.n_negatives} without faces; IoU 0.5")
     t.add_column("figure")
     t.add_column("value", justify="right")
     rows = [
