@@ -12,8 +12,8 @@ matching rule); they do not change between repeats.
 
 * deface 1.5.0 runs in its own venv (``.bench-peers/deface-venv``, made by peers_setup.sh) with
   its CLI defaults (threshold 0.2, full resolution, blur with 1.3x ellipse masks, imageio
-  read/write) through its own ``image_detect``, on onnxruntime (its documented fast backend).
-  onnxruntime picks its own thread count (one per core it is allowed).
+  read/write) through its own ``image_detect``, on onnxruntime (its documented fast backend)
+  with one intra-op thread per allowed core.
 * faceguard runs ``faceguard.batch`` over the engine (decode, detect, anonymize, encode, atomic
   write) with one image per core in parallel, each on one onnxruntime / MediaPipe thread.
 
@@ -41,9 +41,20 @@ DEFAULT_VERSIONS = ("v1.1.0-prod", "v1.2.0-beta", "v2.0.0-prod", "v2.1.0-beta")
 DEFACE_DRIVER = r"""
 import json, os, sys, time
 t0 = time.perf_counter()
+import onnxruntime
 from deface.centerface import CenterFace
 from deface.deface import image_detect
-src, dst, out_json = sys.argv[1:4]
+src, dst, out_json, threads = sys.argv[1:5]
+
+class PinnedSession(onnxruntime.InferenceSession):
+    # deface passes no session options; onnxruntime would size its pool by the machine's cores,
+    # not by the cores this process may use, and oversubscribe them
+    def __init__(self, model, sess_options=None, **kwargs):
+        sess_options = sess_options or onnxruntime.SessionOptions()
+        sess_options.intra_op_num_threads = int(threads)
+        super().__init__(model, sess_options, **kwargs)
+
+onnxruntime.InferenceSession = PinnedSession
 inner = CenterFace(in_shape=None, backend="auto")
 records = {}
 class Recording:
@@ -137,7 +148,7 @@ def _run_deface(src: Path, dst: Path, out: Path, cores: list[int]) -> dict | Non
         return None
     driver = out.with_suffix(".py")
     driver.write_text(DEFACE_DRIVER)
-    subprocess.run([str(DEFACE_PY), str(driver), str(src), str(dst), str(out)], check=True,
+    subprocess.run([str(DEFACE_PY), str(driver), str(src), str(dst), str(out), str(len(cores))], check=True,
                    preexec_fn=_pinned(cores), stdout=subprocess.DEVNULL)
     data = json.loads(out.read_text())
     images = {name: {"ms": r["ms"], "xyxy": [d[:4] for d in r["dets"]], "scores": [d[4] for d in r["dets"]]}
