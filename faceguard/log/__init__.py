@@ -3,7 +3,8 @@
 One DuckDB database (``Settings.db_path``) that several processes feed at once without ever
 holding it open: each process appends records to its own spool file (``writer``), a short
 ingest merges spools into DuckDB exactly once (``spool``), and readers open the file
-read-only for one query (``queries``). The schema is built by numbered migrations (``schema``).
+read-only for one query (``queries`` for figures, ``lookups`` for rows). The schema is built
+by numbered migrations (``schema``).
 
 ::
 

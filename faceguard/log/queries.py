@@ -1,9 +1,12 @@
-"""Every read of the log: the metrics the pages draw and the windows the rollback rules judge.
+"""The log's figures: the metrics the pages draw and the windows the rollback rules judge.
 
 Each function opens the database read-only for one query (waiting briefly while an ingest
 holds it) and returns a DataFrame or a small frozen dataclass. ``db`` is a ``Settings`` or
 the database path. A database that does not exist yet gives empty, correctly-typed results,
 so every page works on a fresh install. Timestamps come back as UTC-aware ``datetime64``.
+
+The reads of rows as recorded (images, reviews, events, alerts, evaluations, log status)
+live in ``lookups`` and are re-exported here, so ``queries.<name>`` reaches every read.
 
 Definitions (per model version, per time bucket of the image's timestamp):
 
@@ -23,77 +26,34 @@ Definitions (per model version, per time bucket of the image's timestamp):
 
 from __future__ import annotations
 
-import json
-import re
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
-from faceguard.config import Settings
-from faceguard.log.spool import pending_spool_bytes, spool_files
-from faceguard.log.schema import LATEST_VERSION, RECORD_TABLES, memory_connection, open_for_read, schema_version
+from faceguard.log.reading import LATEST_REVIEWS, DbRef, as_utc, read, utc_now_or
 
-DbRef = Settings | Path | str
+# Callers reach every read as ``queries.<name>``: the row lookups and the shared read helpers
+# that lived here before are re-exported under their old names.
+from faceguard.log.lookups import (  # noqa: F401
+    SERVING_EVENT_KINDS,
+    LogStatus,
+    alerts,
+    current_version_at,
+    evaluations,
+    events,
+    image_by_hash,
+    log_status,
+    recent_images,
+    resource_samples,
+    review_queue,
+    reviews_for,
+)
+from faceguard.log.reading import READ_TIMEOUT_S, db_path  # noqa: F401
 
 BUCKETS = {"minute": "minute", "hour": "hour", "day": "day", "week": "week"}
-READ_TIMEOUT_S = 10.0
-
-# The latest review of each (image, version) decides its verdicts: a second look replaces the first.
-_LATEST_REVIEWS = """
-    latest_reviews AS (
-        SELECT r.image_id, r.model_version, r.verdict, r.ts
-        FROM reviews r
-        JOIN (
-            SELECT image_id, model_version, arg_max(reviewer, ts) AS reviewer
-            FROM reviews WHERE $include_demo OR NOT demo GROUP BY image_id, model_version
-        ) AS last USING (image_id, model_version, reviewer)
-        WHERE $include_demo OR NOT r.demo
-    )"""
-
-
-def db_path(db: DbRef) -> Path:
-    """The database file named by a Settings or a path."""
-    return db.db_path if isinstance(db, Settings) else Path(db)
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise ValueError(f"timestamps must be timezone-aware (UTC), got naive {value.isoformat()}")
-    return value.astimezone(timezone.utc)
-
-
-def _now(now: datetime | None) -> datetime:
-    return _utc(now) if now is not None else datetime.now(timezone.utc)  # type: ignore[return-value]
-
-
-def _read(db: DbRef, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
-    used = set(re.findall(r"\$(\w+)", sql))  # DuckDB refuses parameters the statement does not use
-    params = {k: v for k, v in (params or {}).items() if k in used}
-    path = db_path(db)
-    with open_for_read(path, timeout_s=READ_TIMEOUT_S) as con:
-        if con is not None:
-            return con.execute(sql, params or {}).df()
-    empty = memory_connection()  # no database yet: the same query on empty tables, for typed columns
-    try:
-        return empty.execute(sql, params or {}).df()
-    finally:
-        empty.close()
-
-
-def _decode_json(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
-    for col in columns:
-        if col in df.columns:
-            # NULL comes back as None, pd.NA or NaN depending on the column's dtype (pandas 3 strings)
-            df[col] = [None if v is None or v is pd.NA or (isinstance(v, float) and v != v) else json.loads(v)
-                       for v in df[col].astype(object)]
-    return df
-
 
 # -- metrics ------------------------------------------------------------------------------------
 METRIC_COLUMNS = [
@@ -146,7 +106,7 @@ def metrics_by_version(
         FROM images WHERE {' AND '.join(where)}
         GROUP BY ALL
     ),
-    {_LATEST_REVIEWS},
+    {LATEST_REVIEWS},
     quality AS (
         SELECT {bucket_sql.replace('ts', 'i.ts')} AS bucket, r.model_version,
                count(DISTINCT r.image_id) AS reviewed_images,
@@ -173,8 +133,8 @@ def metrics_by_version(
     FROM traffic FULL OUTER JOIN quality USING (bucket, model_version)
     ORDER BY bucket NULLS FIRST, model_version
     """
-    df = _read(db, sql, {
-        "include_demo": include_demo, "since": _utc(since), "until": _utc(until),
+    df = read(db, sql, {
+        "include_demo": include_demo, "since": as_utc(since), "until": as_utc(until),
         "versions": list(versions) if versions is not None else None,
     })
     if bucket is None:
@@ -244,10 +204,10 @@ def window_stats(
     """
     if last_n is not None and last_n <= 0:
         raise ValueError(f"last_n must be positive, got {last_n}")
-    now_utc = _now(now)
+    now_utc = utc_now_or(now)
     since = now_utc - timedelta(minutes=last_minutes) if last_minutes is not None else None
     sql = f"""
-    WITH {_LATEST_REVIEWS.strip()},
+    WITH {LATEST_REVIEWS.strip()},
     w AS (
         SELECT image_id, ts, status, processing_ms, shadow_version, shadow_disagree
         FROM images
@@ -278,7 +238,7 @@ def window_stats(
            min(ts) AS first_ts, max(ts) AS last_ts
     FROM w
     """
-    df = _read(db, sql, {
+    df = read(db, sql, {
         "version": version, "now": now_utc, "since": since, "include_demo": include_demo,
         "reviewed_only": reviewed_only, "limit": last_n if last_n is not None else 2**62,
     })
@@ -305,12 +265,12 @@ def latency_samples(
     include_demo: bool = True,
 ) -> np.ndarray:
     """Per-image processing_ms of the version's ok images in [since, until), for bootstrapping."""
-    df = _read(db, f"""
+    df = read(db, f"""
         SELECT processing_ms FROM images
         WHERE model_version = $version AND status = 'ok' AND ($include_demo OR NOT demo)
           {"AND ts >= $since" if since is not None else ""} {"AND ts < $until" if until is not None else ""}
         ORDER BY ts
-    """, {"version": version, "since": _utc(since), "until": _utc(until), "include_demo": include_demo})
+    """, {"version": version, "since": as_utc(since), "until": as_utc(until), "include_demo": include_demo})
     return df["processing_ms"].to_numpy(dtype=np.float64)
 
 
@@ -318,14 +278,14 @@ def variant_counts(
     db: DbRef, since: datetime | None = None, until: datetime | None = None, *, include_demo: bool = True
 ) -> pd.DataFrame:
     """Images per (model_version, variant) in [since, until): columns model_version, variant, images, share."""
-    return _read(db, f"""
+    return read(db, f"""
         SELECT model_version, variant, count(*) AS images,
                count(*) / sum(count(*)) OVER () AS share
         FROM images
         WHERE ($include_demo OR NOT demo)
           {"AND ts >= $since" if since is not None else ""} {"AND ts < $until" if until is not None else ""}
         GROUP BY model_version, variant ORDER BY images DESC, model_version, variant
-    """, {"since": _utc(since), "until": _utc(until), "include_demo": include_demo})
+    """, {"since": as_utc(since), "until": as_utc(until), "include_demo": include_demo})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -341,8 +301,8 @@ class Volume:
 
 def today_volume(db: DbRef, now: datetime | None = None, *, include_demo: bool = True) -> Volume:
     """Images, faces, errors and flags since midnight UTC of ``now``."""
-    day = _now(now).replace(hour=0, minute=0, second=0, microsecond=0)
-    df = _read(db, """
+    day = utc_now_or(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    df = read(db, """
         SELECT count(*) AS images, coalesce(sum(num_faces), 0) AS faces,
                count(*) FILTER (WHERE status <> 'ok') AS errors, count(*) FILTER (WHERE flagged) AS flagged
         FROM images WHERE ts >= $day AND ts < $day + INTERVAL 1 DAY AND ($include_demo OR NOT demo)
@@ -350,171 +310,6 @@ def today_volume(db: DbRef, now: datetime | None = None, *, include_demo: bool =
     row = df.iloc[0]
     return Volume(day=day, images=int(row["images"]), faces=int(row["faces"]), errors=int(row["errors"]),
                   flagged=int(row["flagged"]))
-
-
-# -- images and reviews --------------------------------------------------------------------------
-_IMAGE_JSON = ("boxes", "stage_ms", "shadow_boxes")
-
-
-def recent_images(
-    db: DbRef, *, limit: int = 50, version: str | None = None, variant: str | None = None,
-    include_demo: bool = True,
-) -> pd.DataFrame:
-    """The newest images (all columns; boxes and stage times decoded from JSON)."""
-    df = _read(db, """
-        SELECT * FROM images
-        WHERE ($version IS NULL OR model_version = $version) AND ($variant IS NULL OR variant = $variant)
-          AND ($include_demo OR NOT demo)
-        ORDER BY ts DESC, image_id LIMIT $limit
-    """, {"version": version, "variant": variant, "limit": int(limit), "include_demo": include_demo})
-    return _decode_json(df, _IMAGE_JSON)
-
-
-def image_by_hash(db: DbRef, sha256_or_image_id: str) -> pd.DataFrame:
-    """Every processing of an input (by sha256 of its bytes, or by image id), newest first.
-
-    Answers "which version processed this image?": see the ``model_version`` and ``variant`` columns.
-    """
-    key = sha256_or_image_id.strip().lower()
-    df = _read(db, """
-        SELECT * FROM images WHERE input_sha256 = $key OR image_id = $key ORDER BY ts DESC
-    """, {"key": key})
-    return _decode_json(df, _IMAGE_JSON)
-
-
-def review_queue(
-    db: DbRef, *, limit: int = 50, reviewer: str | None = None, include_demo: bool = True
-) -> pd.DataFrame:
-    """Flagged images kept for review that nobody (or not ``reviewer``) has reviewed yet, newest first."""
-    df = _read(db, """
-        SELECT * FROM images i
-        WHERE flagged AND review_path IS NOT NULL AND ($include_demo OR NOT demo)
-          AND NOT EXISTS (
-              SELECT 1 FROM reviews r WHERE r.image_id = i.image_id AND ($reviewer IS NULL OR r.reviewer = $reviewer)
-          )
-        ORDER BY ts DESC, image_id LIMIT $limit
-    """, {"reviewer": reviewer, "limit": int(limit), "include_demo": include_demo})
-    return _decode_json(df, _IMAGE_JSON)
-
-
-def reviews_for(db: DbRef, image_id: str) -> pd.DataFrame:
-    """Every review row of one image, oldest first (``box`` decoded)."""
-    df = _read(db, "SELECT * FROM reviews WHERE image_id = $id ORDER BY ts, review_id", {"id": image_id})
-    return _decode_json(df, ("box",))
-
-
-# -- events, alerts, resources, evaluations ------------------------------------------------------
-def events(
-    db: DbRef, *, kinds: Sequence[str] | None = None, limit: int | None = None, since: datetime | None = None,
-    version: str | None = None, include_demo: bool = True,
-) -> pd.DataFrame:
-    """Model events, newest first (``evidence`` decoded)."""
-    df = _read(db, """
-        SELECT * FROM events
-        WHERE ($kinds IS NULL OR list_contains($kinds, kind)) AND ($since IS NULL OR ts >= $since)
-          AND ($version IS NULL OR from_version = $version OR to_version = $version)
-          AND ($include_demo OR NOT demo)
-        ORDER BY ts DESC, event_id LIMIT $limit
-    """, {"kinds": list(kinds) if kinds is not None else None, "since": _utc(since), "version": version,
-          "limit": int(limit) if limit is not None else 2**62, "include_demo": include_demo})
-    return _decode_json(df, ("evidence",))
-
-
-SERVING_EVENT_KINDS = ("switch", "promote", "rollback")
-
-
-def current_version_at(db: DbRef, when: datetime | None = None, *, include_demo: bool = True) -> str | None:
-    """The stable version at ``when``: the ``to_version`` of the last switch, promote or rollback before it."""
-    df = _read(db, """
-        SELECT to_version FROM events
-        WHERE list_contains($kinds, kind) AND to_version IS NOT NULL AND ts <= $when AND ($include_demo OR NOT demo)
-        ORDER BY ts DESC LIMIT 1
-    """, {"kinds": list(SERVING_EVENT_KINDS), "when": _now(when), "include_demo": include_demo})
-    return None if df.empty else str(df.iloc[0, 0])
-
-
-def alerts(
-    db: DbRef, *, open_only: bool = False, limit: int | None = None, include_demo: bool = True
-) -> pd.DataFrame:
-    """Alerts, newest first, with ``acked_ts``/``acked_by`` of the first acknowledgement and ``open``."""
-    df = _read(db, """
-        WITH first_ack AS (
-            SELECT alert_id, min(ts) AS acked_ts, arg_min(actor, ts) AS acked_by FROM alert_acks GROUP BY alert_id
-        )
-        SELECT a.*, f.acked_ts, f.acked_by, f.acked_ts IS NULL AS open
-        FROM alerts a LEFT JOIN first_ack f USING (alert_id)
-        WHERE (NOT $open_only OR f.acked_ts IS NULL) AND ($include_demo OR NOT a.demo)
-        ORDER BY a.ts DESC, a.alert_id LIMIT $limit
-    """, {"open_only": open_only, "limit": int(limit) if limit is not None else 2**62,
-          "include_demo": include_demo})
-    return _decode_json(df, ("evidence",))
-
-
-def resource_samples(
-    db: DbRef, *, minutes: float = 60.0, now: datetime | None = None, include_demo: bool = True
-) -> pd.DataFrame:
-    """CPU % and resident MB per process over the last ``minutes``, oldest first."""
-    now_utc = _now(now)
-    return _read(db, """
-        SELECT ts, pid, source, cpu_percent, rss_mb, demo FROM resource_samples
-        WHERE ts >= $since AND ts <= $now AND ($include_demo OR NOT demo)
-        ORDER BY ts, pid
-    """, {"since": now_utc - timedelta(minutes=minutes), "now": now_utc, "include_demo": include_demo})
-
-
-def evaluations(db: DbRef, *, version: str | None = None, include_demo: bool = True) -> pd.DataFrame:
-    """Evaluation results, latest first (``metrics`` as dicts, ``pr_curve`` as lists)."""
-    df = _read(db, """
-        SELECT * FROM evaluations
-        WHERE ($version IS NULL OR model_version = $version) AND ($include_demo OR NOT demo)
-        ORDER BY ts DESC, eval_id
-    """, {"version": version, "include_demo": include_demo})
-    return _decode_json(df, ("metrics", "pr_curve"))
-
-
-# -- status --------------------------------------------------------------------------------------
-@dataclass(frozen=True, kw_only=True)
-class LogStatus:
-    """What ``faceguard log status`` prints."""
-
-    db_path: Path
-    exists: bool
-    schema_version: int = 0
-    latest_schema_version: int = LATEST_VERSION
-    size_bytes: int = 0
-    rows: dict[str, int] = field(default_factory=dict)
-    demo_rows: int = 0
-    spool_files: int = 0
-    pending_spool_bytes: int = 0
-    last_image_ts: datetime | None = None
-
-
-def log_status(db: DbRef, *, spool_dir: Path | None = None) -> LogStatus:
-    """Row counts, schema version and what still waits in the spool.
-
-    The spool directory comes from ``Settings`` (or ``spool_dir``; default ``<db dir>/spool``).
-    """
-    path = db_path(db)
-    if spool_dir is None:
-        spool_dir = db.spool_dir if isinstance(db, Settings) else path.parent / "spool"
-    counts = " UNION ALL ".join(
-        f"SELECT '{t}' AS tbl, count(*) AS n, count(*) FILTER (WHERE demo) AS demo FROM {t}" for t in RECORD_TABLES
-    )
-    with open_for_read(path, timeout_s=READ_TIMEOUT_S) as con:
-        if con is None:
-            files = spool_files(spool_dir)
-            return LogStatus(db_path=path, exists=False, spool_files=len(files),
-                             pending_spool_bytes=pending_spool_bytes(spool_dir, {}))
-        version = schema_version(con)
-        df = con.execute(counts).df()
-        offsets = dict(con.execute("SELECT spool, offset_bytes FROM spool_offsets").fetchall())
-        last = con.execute("SELECT max(ts) FROM images").fetchone()
-    return LogStatus(
-        db_path=path, exists=True, schema_version=version, size_bytes=path.stat().st_size,
-        rows={str(t): int(n) for t, n in zip(df["tbl"], df["n"])}, demo_rows=int(df["demo"].sum()),
-        spool_files=len(spool_files(spool_dir)), pending_spool_bytes=pending_spool_bytes(spool_dir, offsets),
-        last_image_ts=last[0] if last else None,
-    )
 
 
 __all__ = [
