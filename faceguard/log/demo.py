@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from faceguard.config import Settings
-from faceguard.log.spool import insert_lines
+from faceguard.log.rows import insert_lines
 from faceguard.log.records import AlertAck, AlertRecord, EvaluationRecord, EventRecord
 from faceguard.log.schema import RECORD_TABLES, open_for_write
 

@@ -11,7 +11,8 @@ import pytest
 
 from faceguard.log import LogWriter, ingest
 from faceguard.log import spool as ingest_module
-from faceguard.log.spool import host_tag, shadow_disagrees, spool_files
+from faceguard.log.rows import shadow_disagrees
+from faceguard.log.spool import host_tag, spool_files
 
 from .conftest import image, review
 
