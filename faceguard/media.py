@@ -26,20 +26,18 @@ would show the un-blurred face), no XMP, no comments or text chunks, and no ICC 
 (a profile names the device that made it). Pixels are already upright, so no orientation
 tag is needed. Only JPEG, PNG and WebP are written; :func:`output_format_for` picks one.
 
-Files (:func:`read_bytes`, :func:`write_atomic`) translate ``OSError`` into
-``InputError`` / ``OutputError`` naming the file; a write either replaces the target
-completely or leaves it as it was.
+Files (:func:`read_bytes`, :func:`write_atomic`) live in :mod:`faceguard.files` and are
+re-exported here: they translate ``OSError`` into ``InputError`` / ``OutputError`` naming the
+file, and a write either replaces the target completely or leaves it as it was.
 """
 
 from __future__ import annotations
 
 import io
-import os
 import re
-import secrets
 import struct
 import warnings
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -48,8 +46,9 @@ import cv2
 import numpy as np
 from PIL import ExifTags, Image
 
-from faceguard.errors import InputError, NotAnImageError, OutputError, TooManyPixelsError, TruncatedImageError
+from faceguard.errors import NotAnImageError, OutputError, TooManyPixelsError, TruncatedImageError
 from faceguard.errors import UnsupportedFormatError
+from faceguard.files import read_bytes, write_atomic  # re-exported: callers use media.read_bytes / write_atomic
 
 __all__ = [
     "ACCEPTED_FORMATS", "WRITABLE_FORMATS", "DecodedImage", "decode", "encode", "output_format_for",
@@ -375,69 +374,3 @@ def path_for_format(path: str | Path, fmt: str) -> Path:
     if _EXTENSION_FORMATS.get(path.suffix.lower()) == fmt:
         return path
     return path.with_suffix(_FORMAT_SUFFIXES[fmt])
-
-
-# -- files -------------------------------------------------------------------------------------
-
-
-def read_bytes(path: str | Path) -> bytes:
-    """The file's contents; ``InputError`` naming the file when it cannot be read."""
-    try:
-        return Path(path).read_bytes()
-    except FileNotFoundError as exc:
-        raise InputError(path, "no such file") from exc
-    except IsADirectoryError as exc:
-        raise InputError(path, "is a directory, not a file") from exc
-    except PermissionError as exc:
-        raise InputError(path, "permission denied") from exc
-    except OSError as exc:
-        raise InputError(path, f"cannot be read: {exc.strerror or exc}") from exc
-
-
-def write_atomic(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that it either fully replaces the file or changes nothing.
-
-    The bytes go to a hidden temporary file in the same directory (same filesystem, so the
-    rename is atomic), are fsynced, then renamed over the target. On any failure the
-    temporary file is removed and ``OutputError`` names the target.
-    """
-    path = Path(path)
-    tmp: Path | None = None
-    try:
-        tmp, fd = _create_temp(path)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = None
-        _fsync_dir(path.parent)
-    except OSError as exc:
-        raise OutputError(path, f"cannot write: {exc.strerror or exc}") from exc
-    finally:
-        if tmp is not None:  # failed (or interrupted) before the rename
-            with suppress(OSError):
-                tmp.unlink(missing_ok=True)
-
-
-def _create_temp(path: Path) -> tuple[Path, int]:
-    # os.open with 0o666 lets the umask decide permissions, as for any new file; mkstemp
-    # would leave every output readable by its owner only.
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    for _ in range(100):
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            return tmp, os.open(tmp, flags, 0o666)
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"no free temporary name beside {path}")
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable across a power cut; not possible on Windows.
-    with suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
