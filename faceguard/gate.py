@@ -35,17 +35,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from faceguard.abtest import Interval, wilson
 from faceguard.config import GateSettings, Settings
 from faceguard.errors import GateFailedError, ModelError, RolloutError
 from faceguard.registry import ModelStore, SwitchEvent
-
-
-def _scipy_stats():
-    """scipy.stats, imported on first use: it costs ~1.5 s, and every CLI command imports this module."""
-    from scipy import stats
-
-    return stats
+from faceguard.stats import Interval, scipy_stats, wilson
 
 
 class Verdict(str, Enum):
@@ -176,8 +169,8 @@ def poisson_interval(count: int, exposure: float, *, alpha: float = 0.05) -> Int
     """Exact (Garwood) interval of a Poisson rate ``count / exposure``."""
     if exposure <= 0:
         return Interval(0.0, math.inf)
-    low = _scipy_stats().chi2.ppf(alpha / 2, 2 * count) / 2 if count > 0 else 0.0
-    high = _scipy_stats().chi2.ppf(1 - alpha / 2, 2 * count + 2) / 2
+    low = scipy_stats().chi2.ppf(alpha / 2, 2 * count) / 2 if count > 0 else 0.0
+    high = scipy_stats().chi2.ppf(1 - alpha / 2, 2 * count + 2) / 2
     return Interval(float(low) / exposure, float(high) / exposure)
 
 
@@ -195,7 +188,7 @@ def mean_interval(n: int, mean: float | None, sd: float | None, *, alpha: float 
     """Student-t interval of a mean; None with fewer than two values."""
     if n < 2 or mean is None or sd is None:
         return None
-    half = _scipy_stats().t.ppf(1 - alpha / 2, n - 1) * sd / math.sqrt(n)
+    half = scipy_stats().t.ppf(1 - alpha / 2, n - 1) * sd / math.sqrt(n)
     return Interval(mean - half, mean + half)
 
 
