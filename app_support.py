@@ -1,43 +1,51 @@
-"""App-only helpers shared by ``Home.py`` and ``pages/``: cached engine, session keys, the
-password gates, the empty-log state, cached log queries and formatting.
+"""App-only helpers shared by ``Home.py`` and ``pages/``: cached engine, cached log queries,
+the empty-log state, the rollback banner, the Blur page's downloads and previews.
 
-This is the only module (with the pages) that touches ``st.cache_*`` and
-``st.session_state``; ``faceguard`` knows nothing of Streamlit. One ``Engine`` is cached per
-process and per data/model folder: it holds a detector per version, so switching the
-version picker only passes another ``version=`` to ``Engine.process``, and nothing restarts.
+This module (with ``app_state``, ``app_auth`` and ``app_format`` beside it, which it
+re-exports so pages only ``import app_support as app``) is the only one outside the pages
+that touches ``st.cache_*`` and ``st.session_state``; ``faceguard`` knows nothing of
+Streamlit. One ``Engine`` is cached per process and per data/model folder: it holds a
+detector per version, so switching the version picker only passes another ``version=`` to
+``Engine.process``, and nothing restarts.
 """
 
 from __future__ import annotations
 
 import io
-import math
 import zipfile
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import PurePath
 from typing import Any, Callable
 
-import pandas as pd
 import streamlit as st
 
-from faceguard.admin import AccessGate, admin_gate, reviewer_gate
+# The password gates, formatting and session state live beside this module; pages reach them
+# through it (``app.unlock_form``, ``app.when``, ``app.REVIEWER``, ...), so they are re-exported.
+from app_auth import admin_access, lock_button, reviewer_access, unlock_form  # noqa: F401
+from app_format import RANGES, ago, count, ms, now_minute, pct, range_picker, version_label, when  # noqa: F401
+from app_state import (  # noqa: F401
+    ADMIN_UNLOCKED,
+    BLUR_RESULTS,
+    FLASH,
+    MAX_KEPT_RESULTS,
+    OPERATOR,
+    REVIEW_MISSED,
+    REVIEW_REVEALED,
+    REVIEW_SKIPPED,
+    REVIEW_UNLOCKED,
+    REVIEWER,
+    flash,
+    operator_name,
+    recall,
+    remember,
+    show_flash,
+)
 from faceguard.config import Settings
 from faceguard.errors import FaceguardError
 from faceguard.pipeline import Engine
 
-# -- session keys (one place, so pages never collide) --------------------------------------------
-REVIEWER = "fg_reviewer"  # the reviewer's name, remembered for the session
-REVIEW_UNLOCKED = "fg_review_unlocked"
-REVIEW_SKIPPED = "fg_review_skipped"  # image ids skipped in this session
-REVIEW_MISSED = "fg_review_missed"  # {image_id: [box, ...]} missed faces being added
-REVIEW_REVEALED = "fg_review_revealed"  # (image_id, label, crop) of the one face shown sharp
-ADMIN_UNLOCKED = "fg_admin_unlocked"
-OPERATOR = "fg_operator"  # who is named as actor of model operations
-BLUR_RESULTS = "fg_blur_results"  # processed uploads, so a rerun (a download click) does not redo them
-FLASH = "fg_flash"  # a message to show once after st.rerun()
-
 DEMO_ROWS = 50_000  # rows the "Load demo data" button writes (the benchmark uses 1,000,000)
 QUERY_TTL_S = 30
-MAX_KEPT_RESULTS = 60
 
 
 # -- routing -------------------------------------------------------------------------------------
@@ -143,26 +151,9 @@ def refresh() -> None:
     _gate.clear()
 
 
-def operator_name() -> str:
-    """Who is named as actor: the unlocked operator, else the reviewer, else "app"."""
-    return st.session_state.get(OPERATOR) or st.session_state.get(REVIEWER) or "app"
-
-
 def has_images(s: Settings | None = None) -> bool:
     status = query("log_status", s)
     return bool(status.rows.get("images", 0))
-
-
-# -- messages that survive a rerun ---------------------------------------------------------------
-def flash(message: str, icon: str = ":material/check_circle:") -> None:
-    """Show ``message`` as a toast on the next run (after ``st.rerun()``)."""
-    st.session_state[FLASH] = (message, icon)
-
-
-def show_flash() -> None:
-    item = st.session_state.pop(FLASH, None)
-    if item:
-        st.toast(item[0], icon=item[1])
 
 
 # -- empty log -----------------------------------------------------------------------------------
@@ -208,57 +199,6 @@ def remove_demo(s: Settings) -> None:
     st.rerun()
 
 
-# -- password gates ------------------------------------------------------------------------------
-def _secrets() -> Any:
-    try:
-        return st.secrets
-    except Exception:  # noqa: BLE001 - no secrets file is the normal case
-        return None
-
-
-def admin_access(s: Settings) -> AccessGate:
-    return admin_gate(s, _secrets())
-
-
-def reviewer_access(s: Settings) -> AccessGate:
-    return reviewer_gate(s, _secrets())
-
-
-def unlock_form(gate: AccessGate, *, state_key: str, title: str, name_key: str | None = None,
-                name_label: str = "Your name") -> bool:
-    """Locked message, password form, or True when this session is unlocked."""
-    if not gate.configured:
-        st.warning(f"**{title} are locked**: no {gate.role} password is set. {gate.how_to}",
-                   icon=":material/lock:")
-        return False
-    if st.session_state.get(state_key):
-        return True
-    with st.form(f"unlock_{state_key}", border=True):
-        st.markdown(f"**:material/lock: {title} need the {gate.role} password**")
-        name = None
-        if name_key:
-            name = st.text_input(name_label, value=st.session_state.get(name_key, ""), key=f"{state_key}_name",
-                                 placeholder="recorded with every action")
-        password = st.text_input("Password", type="password", key=f"{state_key}_password")
-        if st.form_submit_button("Unlock", icon=":material/lock_open:", type="primary"):
-            if name_key and not (name or "").strip():
-                st.error("Enter your name: it is recorded with every action.")
-            elif gate.check(password):
-                st.session_state[state_key] = True
-                if name_key:
-                    st.session_state[name_key] = name.strip()
-                st.rerun()
-            else:
-                st.error("Wrong password.")
-    return False
-
-
-def lock_button(state_key: str, *, label: str = "Lock") -> None:
-    if st.button(label, icon=":material/lock:", key=f"lock_{state_key}", type="tertiary"):
-        st.session_state.pop(state_key, None)
-        st.rerun()
-
-
 # -- rollback banner -----------------------------------------------------------------------------
 def rollback_banner(s: Settings) -> None:
     """The banner shown on every page after a rollback (automatic or manual)."""
@@ -279,83 +219,6 @@ def rollback_banner(s: Settings) -> None:
             alerts.acknowledge(s, banner.alert_id, operator_name())
             refresh()
             st.rerun()
-
-
-# -- formatting ----------------------------------------------------------------------------------
-def pct(x: float | None, digits: int = 1) -> str:
-    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.{digits}f} %"
-
-
-def ms(x: float | None) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "–"
-    return f"{x:,.0f} ms" if x >= 100 else f"{x:.1f} ms"
-
-
-def count(n: int | float | None) -> str:
-    if n is None or (isinstance(n, float) and math.isnan(n)):
-        return "–"
-    n = int(n)
-    if n >= 1_000_000:
-        return f"{n / 1_000_000:.1f} M"
-    if n >= 10_000:
-        return f"{n / 1000:.0f} k"
-    return f"{n:,}"
-
-
-def ago(ts: Any, now: datetime | None = None) -> str:
-    """'3 min ago' for a timestamp (naive timestamps are taken as UTC)."""
-    if ts is None or (not isinstance(ts, datetime) and pd.isna(ts)):
-        return "never"
-    ts = pd.Timestamp(ts)
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    seconds = ((now or datetime.now(timezone.utc)) - ts.to_pydatetime()).total_seconds()
-    if seconds < 60:
-        return "just now"
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.0f} {unit} ago"
-    return "just now"
-
-
-def when(ts: Any) -> str:
-    """'2024-05-01 12:03 UTC'."""
-    if ts is None or (not isinstance(ts, datetime) and pd.isna(ts)):
-        return "–"
-    ts = pd.Timestamp(ts)
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return ts.strftime("%Y-%m-%d %H:%M UTC")
-
-
-def version_label(v: str, *, current: str | None, canary: str | None = None, quarantined=()) -> str:
-    tags = []
-    if v == current:
-        tags.append("current")
-    if v == canary:
-        tags.append("canary")
-    if v in quarantined:
-        tags.append("quarantined")
-    return f"{v} ({', '.join(tags)})" if tags else v
-
-
-# -- time ranges ---------------------------------------------------------------------------------
-RANGES: dict[str, timedelta | None] = {
-    "24 h": timedelta(hours=24), "7 days": timedelta(days=7), "30 days": timedelta(days=30), "All": None,
-}
-
-
-def range_picker(label: str = "Time range", *, key: str, default: str = "7 days") -> tuple[datetime | None, str]:
-    """A segmented control of preset ranges; returns (since, bucket) with an hourly or daily bucket."""
-    choice = st.segmented_control(label, list(RANGES), default=default, key=key, required=True) or default
-    span = RANGES[choice]
-    # Whole minutes, so cached reads are reused across reruns within the minute.
-    since = now_minute() - span if span is not None else None
-    bucket = "hour" if span is not None and span <= timedelta(days=7) else "day"
-    return since, bucket
-
-
-def now_minute() -> datetime:
-    return datetime.now(timezone.utc).replace(second=0, microsecond=0)
 
 
 # -- the Blur page's downloads -----------------------------------------------------------------------
@@ -381,18 +244,6 @@ def zip_outputs(items: list[tuple[str, bytes]]) -> bytes:
                 name = f"{p.stem}_{n}{p.suffix}"
             zf.writestr(name, data)
     return buf.getvalue()
-
-
-def remember(key: str, value: Any) -> None:
-    """Keep a processed upload in the session (bounded), so reruns reuse it."""
-    results: dict = st.session_state.setdefault(BLUR_RESULTS, {})
-    results[key] = value
-    while len(results) > MAX_KEPT_RESULTS:
-        results.pop(next(iter(results)))
-
-
-def recall(key: str) -> Any:
-    return st.session_state.get(BLUR_RESULTS, {}).get(key)
 
 
 def safe(fn: Callable[[], Any], what: str) -> Any:
@@ -440,4 +291,3 @@ def _gate(key: str, version: str, minute: datetime, include_demo: bool, _setting
 def gate_report(s: Settings, version: str, *, include_demo: bool = False):
     """The promotion gate for ``version`` as ``gate.promote`` would judge it now."""
     return _gate(_key(s), version, now_minute(), include_demo, s, store(s))
-

@@ -9,7 +9,7 @@ import pytest
 
 from tests.app.conftest import PAGES, REPO
 
-APP_FILES = ["Home.py", "app_support.py", "app_charts.py", *PAGES]
+APP_FILES = ["Home.py", "app_support.py", "app_state.py", "app_auth.py", "app_format.py", "app_charts.py", *PAGES]
 FORBIDDEN_IMPORTS = {"duckdb", "mediapipe", "cv2"}
 SQL = re.compile(r"\b(SELECT\s+.+\s+FROM|INSERT\s+INTO|CREATE\s+TABLE|DELETE\s+FROM|UPDATE\s+\w+\s+SET)\b",
                  re.IGNORECASE | re.DOTALL)
