@@ -97,7 +97,7 @@ class InternalTest:
 
     def describe(self) -> str:
         if self.source is None:
-            return f"{self.version} has no evaluation; run `faceguard eval {self.version}` on the reference set"
+            return f"{self.version} has no evaluation; run `faceguard eval DATASET --model {self.version}` on the reference set"
         failed = [c.describe() for c in self.checks if not c.ok]
         where = f"evaluation on {self.dataset or '?'} ({self.source})"
         return f"{where}: " + ("meets the bar" if not failed else "misses the bar: " + "; ".join(failed))

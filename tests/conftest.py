@@ -27,10 +27,19 @@ def _copy_models(dest: Path) -> Path:
     return dest
 
 
+# The shipped default is the CenterFace v2.0.0-prod; most tests run the store with the fast
+# BlazeFace v1.1.0-prod current so they stay quick. tests/test_shipped_default.py covers the
+# shipped default itself.
+TEST_CURRENT = "v1.1.0-prod"
+
+
 @pytest.fixture
 def models_dir(tmp_path: Path) -> Path:
-    """A private copy of the shipped model store."""
-    return _copy_models(tmp_path / "models")
+    """A private copy of the shipped model store, with v1.1.0-prod current."""
+    dest = _copy_models(tmp_path / "models")
+    (dest / "current").unlink()
+    (dest / "current").symlink_to(TEST_CURRENT)
+    return dest
 
 
 @pytest.fixture
