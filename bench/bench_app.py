@@ -14,6 +14,7 @@ the engine calls behind the slowest pages.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import statistics
@@ -22,6 +23,9 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
+
+# AppTest runs pages without a server; Streamlit then warns once per widget call.
+logging.getLogger("streamlit").setLevel(logging.ERROR)
 
 REPO = Path(__file__).resolve().parents[1]
 TARGET_S = 2.0
