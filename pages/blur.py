@@ -43,7 +43,7 @@ with controls.container(border=True):
     mode = st.segmented_control("Style", [m.value for m in Mode], default=base.mode.value, required=True,
                                 format_func=str.title, key="blur_mode", width="stretch")
     strength = st.slider("Strength", 0.5, 4.0, float(base.strength), 0.25, key="blur_strength",
-                         help="Coarser blur / bigger mosaic blocks. 1 hides a face at about 6 cells across.")
+                         help="Coarser blur / bigger mosaic blocks. At 1 a face is averaged down to about 4 cells across.")
     margin = st.slider("Margin", 0.0, 1.0, float(base.margin), 0.05, key="blur_margin",
                        help="Share of the face box added on each side (hair, ears and jaw identify people too).")
     show_boxes = st.toggle("Draw boxes and scores on the result", value=False, key="blur_boxes")
