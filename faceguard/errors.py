@@ -2,7 +2,9 @@
 
 The engine raises; it never prints. The CLI and the app turn these into one-line messages
 (``str(err)`` is written for a person). Third-party errors are translated where they enter
-(``raise X(...) from exc``), so callers only ever catch ``FaceguardError``.
+(``raise X(...) from exc``), so callers only ever catch ``FaceguardError``. The errors that
+can fail one image (input, model, detection) carry a class-level ``code``: the status the
+processing log records for that image.
 
 ::
 
@@ -96,6 +98,8 @@ class OutputError(FaceguardError):
 class ModelError(FaceguardError):
     """Something is wrong with a model version."""
 
+    code = "model_error"
+
     def __init__(self, version: str, reason: str) -> None:
         self.version = version
         self.reason = reason
@@ -136,6 +140,8 @@ class PruneRefusedError(ModelError):
 
 class DetectionError(FaceguardError):
     """A detector failed on one image."""
+
+    code = "detector_error"
 
     def __init__(self, version: str, reason: str) -> None:
         self.version = version

@@ -331,8 +331,7 @@ class Engine:
         ))
 
     def _log_failure(self, image_id, sha, name, source, assignment, decoded, timings, err) -> None:
-        code = getattr(err, "code", None) or {ModelError: "model_error", DetectionError: "detector_error"}.get(
-            next((c for c in (ModelError, DetectionError) if isinstance(err, c)), None), "error")
+        code = getattr(err, "code", "error")  # the log's status column, e.g. "not_an_image"
         # Bad input is the caller's fault, not the model's: it is logged but not held against
         # the version by the rollback rules.
         counts_against_model = not isinstance(err, InputError)
