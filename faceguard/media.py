@@ -52,7 +52,7 @@ from faceguard.files import read_bytes, write_atomic  # re-exported: callers use
 
 __all__ = [
     "ACCEPTED_FORMATS", "WRITABLE_FORMATS", "DecodedImage", "decode", "encode", "output_format_for",
-    "path_for_format", "read_bytes", "write_atomic",
+    "output_format_for_input", "path_for_format", "read_bytes", "write_atomic",
 ]  # fmt: skip
 
 ACCEPTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "BMP", "TIFF", "GIF", "AVIF"})
@@ -359,6 +359,17 @@ def output_format_for(path: str | Path, *, input_format: str | None = None) -> s
     by_extension = _EXTENSION_FORMATS.get(Path(path).suffix.lower())
     if by_extension is not None:
         return by_extension
+    return output_format_for_input(input_format)
+
+
+def output_format_for_input(input_format: str | None) -> str:
+    """The format an image decoded as ``input_format`` is written in when nothing else says:
+    lossy inputs stay JPEG (MPO included) or WebP, everything else becomes PNG so no further
+    quality is lost.
+
+    >>> output_format_for_input("MPO"), output_format_for_input("GIF")
+    ('JPEG', 'PNG')
+    """
     fmt = "JPEG" if input_format in ("MPO", "JPEG") else input_format
     return fmt if fmt in WRITABLE_FORMATS else "PNG"
 

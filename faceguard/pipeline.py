@@ -272,7 +272,7 @@ class Engine:
             out_rgb = anonymize(decoded.rgb, blurred, opts)
             timings["anonymize"] = _ms(t)
 
-            fmt = output_format or output_format_for_input(decoded.format)
+            fmt = output_format or media.output_format_for_input(decoded.format)
             t = time.perf_counter()
             encoded = media.encode(out_rgb, format=fmt, quality=self.settings.jpeg_quality)
             timings["encode"] = _ms(t)
@@ -362,14 +362,6 @@ def _detect(model: LoadedModel, rgb: np.ndarray) -> Detections:
         raise
     except Exception as exc:  # a detector bug must become a logged, per-image failure
         raise DetectionError(model.version, f"{type(exc).__name__}: {exc}") from exc
-
-
-# Lossy inputs stay JPEG/WebP; everything else becomes PNG so no further quality is lost.
-_OUTPUT_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "WEBP": "WEBP", "PNG": "PNG"}
-
-
-def output_format_for_input(input_format: str) -> str:
-    return _OUTPUT_FORMATS.get((input_format or "").upper(), "PNG")
 
 
 def _ms(t0: float) -> float:
