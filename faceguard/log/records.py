@@ -119,6 +119,10 @@ class _Record:
     KIND: ClassVar[str]
     ID_FIELD: ClassVar[str]
 
+    def __post_init__(self) -> None:
+        # Every record has ``ts``; a spool line carries it as ISO text, a caller as a datetime.
+        object.__setattr__(self, "ts", _utc("ts", self.ts))
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.KIND}
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
@@ -133,10 +137,13 @@ class _Record:
     @classmethod
     def from_dict(cls, data: dict[str, Any]):
         data = dict(data)
-        kind = data.pop("kind", cls.KIND)
+        cls._check_kind(data.pop("kind", cls.KIND))
+        return cls(**data)
+
+    @classmethod
+    def _check_kind(cls, kind: Any) -> None:
         if kind != cls.KIND:
             raise ValueError(f"expected a {cls.KIND!r} record, got {kind!r}")
-        return cls(**data)
 
     @classmethod
     def from_json(cls, text: str | bytes):
@@ -182,7 +189,7 @@ class ImageRecord(_Record):
     demo: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "ts", _utc("ts", self.ts))
+        super().__post_init__()
         object.__setattr__(self, "source", _choice(Source, "source", self.source))
         object.__setattr__(self, "variant", _choice(Variant, "variant", self.variant))
         if self.num_faces < 0:
@@ -211,7 +218,7 @@ class ReviewRecord(_Record):
     demo: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "ts", _utc("ts", self.ts))
+        super().__post_init__()
         object.__setattr__(self, "verdict", _choice(Verdict, "verdict", self.verdict))
         if self.verdict == Verdict.MISSED.value and self.box is None:
             raise ValueError("a 'missed' verdict needs the box of the missed face, got box=None")
@@ -237,7 +244,7 @@ class EventRecord(_Record):
     demo: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "ts", _utc("ts", self.ts))
+        super().__post_init__()
         object.__setattr__(self, "kind", _choice(EventKind, "kind", self.kind))
 
     def to_dict(self) -> dict[str, Any]:
@@ -249,8 +256,7 @@ class EventRecord(_Record):
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "EventRecord":
         data = dict(data)
-        if data.get("kind", cls.KIND) != cls.KIND:
-            raise ValueError(f"expected a {cls.KIND!r} record, got {data.get('kind')!r}")
+        cls._check_kind(data.get("kind", cls.KIND))
         data["kind"] = data.pop("event_kind")
         return cls(**data)
 
@@ -270,9 +276,6 @@ class AlertRecord(_Record):
     evidence: dict = field(default_factory=dict)
     demo: bool = False
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "ts", _utc("ts", self.ts))
-
 
 @dataclass(frozen=True, kw_only=True)
 class AlertAck(_Record):
@@ -286,9 +289,6 @@ class AlertAck(_Record):
     actor: str
     ack_id: str = field(default_factory=new_id)
     demo: bool = False
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "ts", _utc("ts", self.ts))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -306,9 +306,6 @@ class ResourceSample(_Record):
     sample_id: str = field(default_factory=new_id)
     demo: bool = False
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "ts", _utc("ts", self.ts))
-
 
 @dataclass(frozen=True, kw_only=True)
 class EvaluationRecord(_Record):
@@ -324,9 +321,6 @@ class EvaluationRecord(_Record):
     metrics: dict = field(default_factory=dict)
     pr_curve: list[list[float]] = field(default_factory=list)
     demo: bool = False
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "ts", _utc("ts", self.ts))
 
 
 RECORD_TYPES: dict[str, type[_Record]] = {
