@@ -259,11 +259,11 @@ def day_figures(db, version: str, *, since: date, until: date, include_demo: boo
     end = datetime.combine(until, time(0), tzinfo=timezone.utc)
     df = queries.metrics_by_version(db, bucket="day", since=start, until=end, versions=[version],
                                     include_demo=include_demo)
+    latencies = queries.daily_latency_samples(db, version, start, end, include_demo=include_demo)
     out = []
     for row in df.itertuples():
         day = row.bucket.to_pydatetime().astimezone(timezone.utc).date()
-        lo = datetime.combine(day, time(0), tzinfo=timezone.utc)
-        lat = queries.latency_samples(db, version, lo, lo + timedelta(days=1), include_demo=include_demo)
+        lat = latencies.get(day, np.empty(0))
         out.append(DayFigures.from_latencies(day, lat, images=int(row.images), reviewed_images=int(row.reviewed_images),
                                              confirmed=int(row.confirmed), false_positives=int(row.false_positives),
                                              missed=int(row.missed)))

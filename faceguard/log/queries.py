@@ -27,7 +27,7 @@ Definitions (per model version, per time bucket of the image's timestamp):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Sequence
 
 import numpy as np
@@ -274,6 +274,20 @@ def latency_samples(
     return df["processing_ms"].to_numpy(dtype=np.float64)
 
 
+def daily_latency_samples(
+    db: DbRef, version: str, since: datetime, until: datetime, *, include_demo: bool = True
+) -> dict[date, np.ndarray]:
+    """``latency_samples`` of [since, until) split by UTC day, in one read (the gate's per-day intervals)."""
+    df = read(db, """
+        SELECT date_trunc('day', ts) AS day, processing_ms FROM images
+        WHERE model_version = $version AND status = 'ok' AND ($include_demo OR NOT demo)
+          AND ts >= $since AND ts < $until
+        ORDER BY ts
+    """, {"version": version, "since": as_utc(since), "until": as_utc(until), "include_demo": include_demo})
+    return {pd.Timestamp(day).tz_convert("UTC").date(): group["processing_ms"].to_numpy(dtype=np.float64)
+            for day, group in df.groupby("day", sort=True)}
+
+
 def variant_counts(
     db: DbRef, since: datetime | None = None, until: datetime | None = None, *, include_demo: bool = True
 ) -> pd.DataFrame:
@@ -313,7 +327,8 @@ def today_volume(db: DbRef, now: datetime | None = None, *, include_demo: bool =
 
 
 __all__ = [
-    "LogStatus", "METRIC_COLUMNS", "Volume", "WindowStats", "alerts", "current_version_at", "db_path", "evaluations",
+    "LogStatus", "METRIC_COLUMNS", "Volume", "WindowStats", "alerts", "current_version_at", "daily_latency_samples",
+    "db_path", "evaluations",
     "events", "image_by_hash", "latency_samples", "log_status", "metrics_by_version", "recent_images",
     "resource_samples", "review_queue", "reviews_for", "today_volume", "variant_counts", "window_stats",
 ]
