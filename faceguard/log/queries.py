@@ -81,7 +81,6 @@ def metrics_by_version(
         raise ValueError(f"bucket must be one of {', '.join(BUCKETS)} or None, got {bucket!r}")
     # bucket=None: one constant bucket, not NULL: the FULL OUTER JOIN ... USING (bucket, ...) below
     # never matches NULL to NULL, which split traffic and review rows apart (set back to NaT after).
-    # one constant bucket for "no bucketing": NULLs would not match in the join below
     bucket_sql = f"date_trunc('{BUCKETS[bucket]}', ts)" if bucket else "TIMESTAMPTZ '1970-01-01 00:00:00+00'"
     # only the filters asked for, so DuckDB can prune row groups by their ts min/max
     where = ["TRUE"]
