@@ -31,7 +31,7 @@ import math
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from enum import Enum
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -219,10 +219,7 @@ def judge_day(f: DayFigures, gate: GateSettings, *, max_mean_ms: float | None = 
     results.append(CriterionResult(Criterion.REVIEWED, float(f.reviewed_images), None,
                                    float(gate.min_reviewed_per_day), True, f.reviewed_images,
                                    Verdict.PASS if enough else Verdict.INCONCLUSIVE))
-    verdicts = {r.verdict for r in results}
-    verdict = Verdict.FAIL if Verdict.FAIL in verdicts else (
-        Verdict.PASS if verdicts == {Verdict.PASS} else Verdict.INCONCLUSIVE)
-    return DayResult(f.day, f.images, f.reviewed_images, tuple(results), verdict)
+    return DayResult(f.day, f.images, f.reviewed_images, tuple(results), _combined(r.verdict for r in results))
 
 
 def judge(version: str, figures: Sequence[DayFigures], gate: GateSettings, *, now: datetime,
@@ -234,10 +231,16 @@ def judge(version: str, figures: Sequence[DayFigures], gate: GateSettings, *, no
     span = [today - timedelta(days=i) for i in range(gate.days, -1, -1)]  # days+1 days, today last
     days = tuple(judge_day(by_day.get(d, DayFigures(day=d)), gate, max_mean_ms=max_mean_ms) for d in span)
     judged_days = days[-gate.days:] if days[-1].verdict is not Verdict.INCONCLUSIVE else days[-gate.days - 1:-1]
-    verdicts = {d.verdict for d in judged_days}
-    verdict = Verdict.FAIL if Verdict.FAIL in verdicts else (
-        Verdict.PASS if verdicts == {Verdict.PASS} else Verdict.INCONCLUSIVE)
-    return GateReport(version, now, days, tuple(d.day for d in judged_days), gate.days, verdict)
+    return GateReport(version, now, days, tuple(d.day for d in judged_days), gate.days,
+                      _combined(d.verdict for d in judged_days))
+
+
+def _combined(verdicts: Iterable[Verdict]) -> Verdict:
+    """FAIL when any part fails, PASS when every part passes, else INCONCLUSIVE."""
+    seen = set(verdicts)
+    if Verdict.FAIL in seen:
+        return Verdict.FAIL
+    return Verdict.PASS if seen == {Verdict.PASS} else Verdict.INCONCLUSIVE
 
 
 # -- reading the log -----------------------------------------------------------------------------
