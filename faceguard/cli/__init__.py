@@ -7,6 +7,7 @@ a one-line message on stderr with exit code 1 (never a traceback).
 from __future__ import annotations
 
 import functools
+import getpass
 import os
 import sys
 
@@ -30,6 +31,11 @@ app = typer.Typer(
 def fail(message: str, code: int = 1) -> typer.Exit:
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     return typer.Exit(code)
+
+
+def actor_or_login(actor: str | None) -> str:
+    """Who an event is recorded against: ``--actor`` when given, else the login name."""
+    return actor or getpass.getuser()
 
 
 def handles_errors(fn: Callable) -> Callable:

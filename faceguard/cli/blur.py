@@ -11,7 +11,7 @@ import typer
 
 from faceguard import batch
 from faceguard.anonymize import AnonymizeOptions, MaskShape, Mode
-from faceguard.cli import fail, handles_errors
+from faceguard.cli import handles_errors
 from faceguard.config import Settings
 from faceguard.pipeline import Engine
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 from typing import Optional
 
@@ -10,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from faceguard.cli import fail, handles_errors
+from faceguard.cli import actor_or_login, handles_errors
 from faceguard.config import Settings
 from faceguard.errors import FaceguardError, ModelError
 from faceguard.registry import ModelStore
@@ -28,10 +27,6 @@ def _store(with_log: bool = True) -> ModelStore:
 
         recorder = LogEventRecorder(LogWriter(settings, source="cli", autoingest=False), actor_default="cli")
     return ModelStore.from_settings(settings, recorder=recorder)
-
-
-def _actor(actor: str | None) -> str:
-    return actor or getpass.getuser()
 
 
 @app.command("list")
@@ -94,7 +89,7 @@ def use_command(
     force: bool = typer.Option(False, help="Allow a quarantined version (the reason is recorded)."),
 ) -> None:
     """Switch the current version atomically; running processes pick it up with their next image."""
-    ev = _store().use(version, actor=_actor(actor), reason=reason, force=force)
+    ev = _store().use(version, actor=actor_or_login(actor), reason=reason, force=force)
     typer.echo(f"current: {ev.from_version} -> {ev.to_version}")
 
 
@@ -114,7 +109,7 @@ def rollback_command(
     settings = Settings.load()
     with LogWriter(settings, source="cli") as log:
         store = ModelStore.from_settings(settings, recorder=LogEventRecorder(log, actor_default="cli"))
-        done = manual_rollback(store, settings, actor=_actor(actor), reason=reason, to=to, quarantine=quarantine, log=log)
+        done = manual_rollback(store, settings, actor=actor_or_login(actor), reason=reason, to=to, quarantine=quarantine, log=log)
     typer.echo(f"rolled back: {done.failed_version} -> {done.restored_version}"
                + (f" ({done.failed_version} quarantined)" if done.quarantined else ""))
 

@@ -7,7 +7,6 @@ function of ``faceguard.rollout`` / ``gate`` / ``abtest`` / ``guard`` and prints
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
 import math
 from datetime import datetime, timedelta, timezone
@@ -18,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from faceguard import abtest, alerts, gate, guard, rollout
-from faceguard.cli import handles_errors
+from faceguard.cli import actor_or_login, handles_errors
 from faceguard.config import Settings
 from faceguard.errors import RolloutError
 from faceguard.registry import ModelStore
@@ -43,10 +42,6 @@ def _opened() -> Iterator[tuple[Settings, ModelStore, object]]:
         log.close()
 
 
-def _actor(actor: str | None) -> str:
-    return actor or getpass.getuser()
-
-
 @app.command("start")
 @handles_errors
 def start_command(
@@ -58,7 +53,7 @@ def start_command(
 ) -> None:
     """Start a canary (or change its percent); running processes pick it up with their next image."""
     with _opened() as (settings, store, _):
-        started = rollout.start_canary(store, version, percent, settings=settings, actor=_actor(actor),
+        started = rollout.start_canary(store, version, percent, settings=settings, actor=actor_or_login(actor),
                                        reason=reason, force=force)
     c = started.canary
     verb = f"changed from {started.previous.percent:g}% to" if started.previous else "started at"
@@ -74,7 +69,7 @@ def stop_command(
 ) -> None:
     """Stop the canary: all traffic goes to the current (stable) version."""
     with _opened() as (_, store, _log):
-        stopped = rollout.stop_canary(store, actor=_actor(actor), reason=reason)
+        stopped = rollout.stop_canary(store, actor=actor_or_login(actor), reason=reason)
     typer.echo(f"canary {stopped.version} stopped; all traffic on {store.current()}" if stopped
                else f"no canary was running; all traffic on {store.current()}")
 
@@ -160,7 +155,7 @@ def promote_command(
 ) -> None:
     """Make the version current if it passes the gate (refused otherwise unless forced), and stop the canary."""
     with _opened() as (settings, store, _):
-        promo = gate.promote(store, _default_version(store, version), settings, actor=_actor(actor),
+        promo = gate.promote(store, _default_version(store, version), settings, actor=actor_or_login(actor),
                              reason=reason, force=force)
     typer.echo(f"promoted: {promo.event.from_version} -> {promo.event.to_version} "
                f"(gate {promo.report.verdict.value}{', forced: ' + reason if promo.forced else ''})")
@@ -245,7 +240,7 @@ def ack_command(
             typer.echo("no open rollback alert")
             return
         alert_id = banner.alert_id
-    alerts.acknowledge(settings, alert_id, _actor(actor))
+    alerts.acknowledge(settings, alert_id, actor_or_login(actor))
     typer.echo(f"acknowledged {alert_id}")
 
 
