@@ -17,6 +17,7 @@ processing log) with who, when, from, to and why.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -131,15 +132,10 @@ class ModelStore:
 
     def verify(self, version: str) -> Manifest:
         """Validate the manifest and the model file's sha256; return the manifest."""
-        manifest = self.manifest(version)
-        model = self.path(version) / manifest.model_file
+        manifest, model = self._manifest_and_model_file(version)
         if not model.is_file():
             raise ManifestError(version, "model_file", f"{model} does not exist")
-        actual = sha256_file(model)
-        if actual != manifest.sha256:
-            raise ChecksumMismatchError(
-                version, f"{model.name} has sha256 {actual[:12]}..., manifest says {manifest.sha256[:12]}...; refusing to load it"
-            )
+        _check_sha256(manifest, model, sha256_file(model))
         return manifest
 
     def load(self, version: str) -> tuple[Manifest, bytes]:
@@ -148,20 +144,18 @@ class ModelStore:
         The checked bytes are the ones handed to the runtime, so the file cannot change
         between the check and the load.
         """
-        import hashlib
-
-        manifest = self.manifest(version)
-        model = self.path(version) / manifest.model_file
+        manifest, model = self._manifest_and_model_file(version)
         try:
             data = model.read_bytes()
         except OSError as exc:
             raise ManifestError(version, "model_file", f"cannot read {model}: {exc.strerror}") from exc
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != manifest.sha256:
-            raise ChecksumMismatchError(
-                version, f"{model.name} has sha256 {actual[:12]}..., manifest says {manifest.sha256[:12]}...; refusing to load it"
-            )
+        _check_sha256(manifest, model, hashlib.sha256(data).hexdigest())
         return manifest, data
+
+    def _manifest_and_model_file(self, version: str) -> tuple[Manifest, Path]:
+        folder = self.path(version)
+        manifest = Manifest.read(folder)
+        return manifest, folder / manifest.model_file
 
     def current(self) -> str:
         link = self.root / CURRENT
@@ -348,6 +342,14 @@ class ModelStore:
             for v in doomed:
                 self._record("prune", actor, v, None, reason)
         return doomed
+
+
+def _check_sha256(manifest: Manifest, model: Path, actual: str) -> None:
+    if actual != manifest.sha256:
+        raise ChecksumMismatchError(
+            manifest.model_version,
+            f"{model.name} has sha256 {actual[:12]}..., manifest says {manifest.sha256[:12]}...; refusing to load it",
+        )
 
 
 def _dedupe_tail(history: list[str]) -> list[str]:
