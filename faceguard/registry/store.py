@@ -182,12 +182,12 @@ class ModelStore:
     def previous_stable(self) -> str | None:
         """The last prod version that was current before the current one and still exists."""
         current = self.current()
-        existing = set(self.versions())
-        for v in reversed(self.state().stable_history):
-            if v != current and v in existing and not self.is_quarantined(v):
+        state = self.state()  # read once: is_quarantined() would reread the file per version
+        candidates = [v for v in self.versions() if v != current and v not in state.quarantined]
+        for v in reversed(state.stable_history):
+            if v in candidates:
                 return v
-        stable = [v for v in self.versions() if Version.parse(v).is_stable and v != current
-                  and not self.is_quarantined(v)]
+        stable = [v for v in candidates if Version.parse(v).is_stable]
         return stable[-1] if stable else None
 
     # -- changing --------------------------------------------------------------------------------
