@@ -26,7 +26,15 @@ from typing import Any
 from faceguard.config import RolloutSettings, Settings
 from faceguard.errors import ModelError, RolloutError
 from faceguard.pipeline import Assignment, Variant
-from faceguard.registry import Canary, ModelStore, Version
+from faceguard.registry import Canary, ModelStore, RegistryState, Version
+
+
+def active_canary(state: RegistryState, current: str) -> Canary | None:
+    """The canary that takes traffic: one is set, it is not ``current`` and not quarantined."""
+    canary = state.canary
+    if canary is None or canary.version == current or canary.version in state.quarantined:
+        return None
+    return canary
 
 
 def bucket(key: str, salt: str = "") -> float:
@@ -44,10 +52,10 @@ class CanaryRouter:
         self.settings = settings
 
     def assign(self, key: str) -> Assignment:
+        """The version (and shadow, if any) that serves the input whose sha256 is ``key``."""
         current = self.store.current()
-        state = self.store.state()
-        canary = state.canary
-        if canary is None or canary.version == current or canary.version in state.quarantined:
+        canary = active_canary(self.store.state(), current)
+        if canary is None:
             return Assignment(current, Variant.STABLE)
         if bucket(key) < canary.percent:
             shadow = current if bucket(key, "shadow") < self.settings.rollout.shadow_rate * 100 else None
@@ -251,9 +259,7 @@ def status(store: ModelStore, settings: Settings) -> RolloutStatus:
     """Where traffic goes now."""
     state = store.state()
     current = store.current()
-    canary = state.canary if state.canary and state.canary.version != current and \
-        state.canary.version not in state.quarantined else None
-    return RolloutStatus(current=current, previous_stable=store.previous_stable(), canary=canary,
+    return RolloutStatus(current=current, previous_stable=store.previous_stable(), canary=active_canary(state, current),
                          shadow_rate=settings.rollout.shadow_rate, union_blur=settings.rollout.union_blur,
                          quarantined=dict(state.quarantined))
 
@@ -273,6 +279,7 @@ def _record(store: ModelStore, kind: str, actor: str, from_v: str | None, to_v: 
 
 
 __all__ = [
-    "BarCheck", "CanaryRouter", "CanaryStart", "InternalTest", "RolloutStatus", "bucket", "judge_internal_test",
+    "BarCheck", "CanaryRouter", "CanaryStart", "InternalTest", "RolloutStatus", "active_canary", "bucket",
+    "judge_internal_test",
     "latest_evaluation", "start_canary", "status", "stop_canary",
 ]

@@ -21,6 +21,7 @@ from faceguard.config import Settings
 from faceguard.errors import FaceguardError
 from faceguard.guard.rules import Breach
 from faceguard.registry import ModelStore
+from faceguard.rollout import active_canary, stop_canary
 
 ROLLOUT_LOCK = ".rollout.lock"
 
@@ -59,13 +60,12 @@ def roll_back(
         state = store.state()
         current = store.current()
         canary = state.canary
-        if canary is not None and canary.version == version and version != current \
-                and version not in state.quarantined:
+        if (active := active_canary(state, current)) is not None and active.version == version:
             # The canary misbehaved: quarantining it also clears the canary split.
             store.quarantine(version, reason=reason, actor=actor)
             action, restored = RollbackAction.CANARY_STOPPED, current
             _record(store, actor, version, current, reason, {**breach.evidence(), "action": action.value,
-                                                              "canary_percent": canary.percent})
+                                                              "canary_percent": active.percent})
         elif version == current:
             if not settings.guard.watch_current:
                 return RollbackResult(RollbackAction.NOT_WATCHED, breach)
@@ -80,8 +80,6 @@ def roll_back(
                           evidence={**breach.evidence(), "action": "rolled_back"})
                 store.quarantine(version, reason=reason, actor=actor)
                 if canary is not None:
-                    from faceguard.rollout import stop_canary
-
                     stop_canary(store, actor=actor, reason=f"rollback of {version}")
                 action, restored = RollbackAction.ROLLED_BACK, target
         else:

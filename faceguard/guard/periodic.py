@@ -10,6 +10,7 @@ from faceguard.config import Settings
 from faceguard.guard.action import RollbackResult, roll_back
 from faceguard.guard.rules import Breach, FpSource, RuleStats, Thresholds, evaluate_rules, thresholds_for
 from faceguard.registry import ModelStore
+from faceguard.rollout import active_canary
 
 
 def stats_from_log(db, version: str, th: Thresholds, *, now: datetime) -> RuleStats:
@@ -53,8 +54,9 @@ def watched_versions(store: ModelStore, settings: Settings) -> list[str]:
     state = store.state()
     current = store.current()
     out = []
-    if state.canary and state.canary.version != current and state.canary.version not in state.quarantined:
-        out.append(state.canary.version)
+    canary = active_canary(state, current)
+    if canary is not None:
+        out.append(canary.version)
     if settings.guard.watch_current and store.previous_stable() is not None:
         out.append(current)
     return out
