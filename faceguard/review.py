@@ -25,6 +25,9 @@ from faceguard.detections import Detections
 
 
 class ReviewSampler:
+    """Decides, per processed image, whether it is flagged for review and whether its pixels
+    are kept; purges expired kept images at most once an hour as a side effect."""
+
     def __init__(self, settings: Settings, *, clock: Callable[[], datetime] | None = None) -> None:
         self.settings = settings
         self._clock = clock or (lambda: datetime.now(timezone.utc))
@@ -61,8 +64,9 @@ class ReviewSampler:
         return str(rel)
 
     def _maybe_purge(self) -> None:
-        if time.monotonic() - self._last_purge > 3600:
-            self._last_purge = time.monotonic()
+        now = time.monotonic()
+        if now - self._last_purge > 3600:
+            self._last_purge = now
             purge_expired(self.settings, now=self._clock())
 
 
@@ -81,7 +85,7 @@ def purge_expired(settings: Settings, *, now: datetime | None = None) -> int:
                 removed += 1
         except FileNotFoundError:
             continue  # another process purged it first
-    for d in sorted(root.iterdir()) if root.is_dir() else []:
+    for d in sorted(root.iterdir()):
         if d.is_dir() and not any(d.iterdir()):
             shutil.rmtree(d, ignore_errors=True)
     return removed
