@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+logger = logging.getLogger("faceguard")
 
 
 class LogEventRecorder:
@@ -23,4 +26,4 @@ class LogEventRecorder:
         try:
             self.writer.ingest_now()
         except Exception:  # noqa: BLE001 - the record is safe in the spool; ingest retries later
-            pass
+            logger.debug("immediate ingest of a model event failed; left to the periodic ingest", exc_info=True)
