@@ -22,7 +22,7 @@ from enum import Enum
 from typing import Any
 
 from faceguard.config import GuardSettings
-from faceguard.errors import ModelError
+from faceguard.gate import latency_budget
 from faceguard.registry import ModelStore
 
 
@@ -136,11 +136,7 @@ def evaluate_rules(stats: RuleStats, th: Thresholds) -> list[Breach]:
 
 def thresholds_for(store: ModelStore, version: str, guard: GuardSettings) -> Thresholds:
     """The thresholds for one version (its manifest's latency budget, if any)."""
-    try:
-        budget = store.manifest(version).latency_budget_ms
-    except ModelError:
-        budget = None
-    return Thresholds.from_settings(guard, budget)
+    return Thresholds.from_settings(guard, latency_budget(store, version))
 
 
 __all__ = ["Breach", "FpSource", "Rule", "RuleStats", "Thresholds", "evaluate_rules", "thresholds_for"]
