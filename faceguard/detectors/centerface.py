@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 
 from faceguard.detections import Detections, iou_matrix, nms_indices
-from faceguard.detectors.onnx_convert import space_to_depth
+from faceguard.detectors.onnx_convert import INPUT_NAME, OUTPUT_NAMES, space_to_depth
 from faceguard.errors import DetectionError, ModelLoadError
 
 STRIDE = 4
@@ -190,8 +190,8 @@ def _max3x3(a: np.ndarray) -> np.ndarray:
 class CenterFaceDetector:
     """CenterFace on whole images via onnxruntime (optionally with a zoomed second look); thread-safe."""
 
-    input_name = "input.1"
-    output_names = ("537", "538", "539", "540")
+    input_name = INPUT_NAME
+    output_names = OUTPUT_NAMES  # heatmap, scale, offset, landmarks
 
     def __init__(self, model_bytes: bytes, options: CenterFaceOptions, *, version: str = "?") -> None:
         import onnxruntime as ort
