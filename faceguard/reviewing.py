@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Collection, Iterator, Mapping, Sequence
@@ -78,18 +78,22 @@ def next_for_review(settings: Settings, reviewer: str | None, *, skip: Collectio
     available = [r for r in rows.to_dict("records") if r["image_id"] not in skip and _kept(settings, r)]
     if not available:
         return None
-    item = _item(available[0])
-    return _with(item, queue_size=len(available))
+    return replace(_item(available[0]), queue_size=len(available))
 
 
 def _kept(settings: Settings, row: Mapping[str, Any]) -> bool:
-    rel = row.get("review_path")
-    if not rel:
-        return False
+    return _kept_file(settings, row.get("review_path")) is not None
+
+
+def _kept_file(settings: Settings, review_path: Any) -> Path | None:
+    # A path outside the review folder (review_image_path refuses it) counts as not kept.
+    if not review_path:
+        return None
     try:
-        return review_image_path(settings, str(rel)).is_file()
+        path = review_image_path(settings, str(review_path))
     except ValueError:
-        return False
+        return None
+    return path if path.is_file() else None
 
 
 def _item(row: Mapping[str, Any]) -> ReviewItem:
@@ -104,12 +108,6 @@ def _item(row: Mapping[str, Any]) -> ReviewItem:
         shadow_detections=Detections.from_records(shadow) if isinstance(shadow, list) else None,
         reasons=tuple(r for r in (reason or "").split(",") if r),
     )
-
-
-def _with(item: ReviewItem, **changes: Any) -> ReviewItem:
-    from dataclasses import replace
-
-    return replace(item, **changes)
 
 
 def get_item(settings: Settings, image_id: str) -> ReviewItem:
@@ -299,13 +297,7 @@ def _writer(settings: Settings, writer) -> Iterator[Any]:
 
 def kept_image_path(settings: Settings, item: ReviewItem) -> Path | None:
     """Where the item's kept image is, if it still exists."""
-    if not item.review_path:
-        return None
-    try:
-        p = review_image_path(settings, item.review_path)
-    except ValueError:
-        return None
-    return p if p.is_file() else None
+    return _kept_file(settings, item.review_path)
 
 
 __all__ = [
