@@ -253,7 +253,7 @@ def submit_verdicts(
                      box=_box(b))
         for b in missed_boxes
     ]
-    if not records:  # no detections and no missed face: record that the image was looked at
+    if not records:  # a review row needs a detection or a box: an image with neither cannot be recorded
         raise ReviewError(image_id, "nothing to record: no detections and no missed face marked")
     with _writer(settings, writer) as log:
         for r in records:
