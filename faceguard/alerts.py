@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from datetime import datetime
@@ -63,7 +62,7 @@ def raise_alert(
                    "restored_version": evidence.get("restored_version"), "message": message, "evidence": evidence}
         try:
             post(webhook_url, payload, timeout_s)
-        except (OSError, ValueError, urllib.error.HTTPError) as exc:
+        except (OSError, ValueError) as exc:  # URLError and HTTPError are OSErrors
             logger.warning("alert %s: webhook %s failed: %s", record.alert_id, webhook_url, exc)
     return record
 
