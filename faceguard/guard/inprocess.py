@@ -46,7 +46,7 @@ class _Counters:
             self.failures_to = now
             return
         self.consecutive, self.failures_from, self.failures_to = 0, None, None
-        shadow_ran = getattr(o, "shadow_version", None) is not None
+        shadow_ran = o.shadow_version is not None
         judged = (o.shadow_disagreements > 0) if shadow_ran else None
         self.shadow.append((now, judged))
         if judged is not None:
