@@ -21,12 +21,16 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".g
 
 @dataclass(frozen=True)
 class Job:
+    """One input file and the output path it is written to (before the format's extension)."""
+
     source: Path
     target: Path
 
 
 @dataclass
 class BatchReport:
+    """What a batch produced: the results of the files that worked and the error of each that did not."""
+
     results: list[tuple[Job, Result]] = field(default_factory=list)
     failures: list[tuple[Path, str]] = field(default_factory=list)
 

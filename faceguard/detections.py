@@ -55,6 +55,7 @@ class Detections:
     # -- constructors -------------------------------------------------------------------------
     @classmethod
     def empty(cls) -> "Detections":
+        """No faces."""
         return cls(xyxy=np.zeros((0, 4), np.float32), confidence=np.zeros((0,), np.float32))
 
     @classmethod
@@ -176,6 +177,7 @@ class Detections:
 
     @classmethod
     def from_records(cls, records: Sequence[dict]) -> "Detections":
+        """Inverse of ``to_records`` (a missing score counts as 1.0)."""
         if not records:
             return cls.empty()
         return cls.from_xywh(

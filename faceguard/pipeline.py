@@ -35,6 +35,8 @@ from faceguard.registry import ModelStore
 
 @dataclass(frozen=True)
 class Assignment:
+    """Which version serves one image, as which variant (stable, canary, pinned)."""
+
     version: str
     variant: Variant
     shadow_version: str | None = None  # also run this version (its boxes are compared and, by default, blurred too)
@@ -184,6 +186,7 @@ class Engine:
         return engine
 
     def close(self) -> None:
+        """Release the detectors and close the log writer (which ingests what it spooled)."""
         self.detectors.close()
         if self.log is not None:
             self.log.close()

@@ -29,6 +29,7 @@ app = typer.Typer(
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print ``error: message`` on stderr; return the ``typer.Exit`` for the caller to raise."""
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     return typer.Exit(code)
 
@@ -82,6 +83,7 @@ _mount()
 
 
 def main() -> None:
+    """Console-script entry point; Ctrl-C exits with 130 instead of a traceback."""
     try:
         app()
     except KeyboardInterrupt:

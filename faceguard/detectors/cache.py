@@ -16,6 +16,8 @@ from faceguard.registry import Manifest, ModelStore
 
 @dataclass(frozen=True)
 class LoadedModel:
+    """A version's manifest with the detector built from it."""
+
     manifest: Manifest
     detector: Detector
 
@@ -39,6 +41,10 @@ class DetectorCache:
         self._building: dict[str, threading.Lock] = {}
 
     def get(self, version: str) -> LoadedModel:
+        """The version's detector, built now if it is new or its manifest changed.
+
+        Raises ``ModelError`` (e.g. ``VersionNotFoundError``, ``ChecksumMismatchError``).
+        """
         stamp = (self.store.path(version) / "model_manifest.json").stat().st_mtime_ns
         hit = self._models.get(version)
         if hit and hit[0] == stamp:
@@ -56,6 +62,7 @@ class DetectorCache:
             return loaded
 
     def close(self) -> None:
+        """Close every cached detector; the next ``get`` builds afresh."""
         with self._lock:
             for _, loaded in self._models.values():
                 loaded.detector.close()

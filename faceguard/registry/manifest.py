@@ -49,6 +49,7 @@ class Version:
 
     @classmethod
     def parse(cls, name: str) -> "Version":
+        """``InvalidVersionError`` unless ``name`` looks like ``v1.2.0-beta``."""
         m = _VERSION_RE.match(name or "")
         if not m:
             raise InvalidVersionError(
@@ -152,6 +153,8 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, version_hint: str = "?") -> "Manifest":
+        """Inverse of ``to_dict``; ``ManifestError`` naming the first missing, unknown or invalid
+        field (``version_hint`` names the version when the data does not)."""
         if not isinstance(data, dict):
             raise ManifestError(version_hint, "<root>", "expected a JSON object")
         v = str(data.get("model_version", version_hint))
@@ -193,6 +196,7 @@ class Manifest:
 
     @classmethod
     def read(cls, directory: Path) -> "Manifest":
+        """The manifest in a version folder, which must carry the version's name."""
         path = Path(directory) / MANIFEST_NAME
         hint = Path(directory).name
         try:
@@ -207,11 +211,13 @@ class Manifest:
         return manifest
 
     def with_evaluation(self, evaluation: dict[str, Any], **bench: float) -> "Manifest":
+        """A copy recording evaluation figures (and benchmark fields) in ``performance_benchmarks``."""
         pb = dataclasses.replace(self.performance_benchmarks, evaluation=evaluation, **bench)
         return dataclasses.replace(self, performance_benchmarks=pb)
 
 
 def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

@@ -18,6 +18,8 @@ BUILDERS: dict[str, Callable[[ModelStore, str], str]] = {}
 
 
 def prepare(settings: Settings) -> Iterator[str]:
+    """Build the derived model files, then verify every version; yields one line per step and
+    raises ``FaceguardError`` at the end if any version failed."""
     store = ModelStore.from_settings(settings)
     for version, build in BUILDERS.items():
         yield build(store, version)

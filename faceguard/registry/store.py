@@ -56,6 +56,8 @@ class EventRecorder(Protocol):
 
 @dataclass(frozen=True)
 class Canary:
+    """A running canary: the version, its share of traffic in % and who started it when."""
+
     version: str
     percent: float
     started_at: str
@@ -65,6 +67,8 @@ class Canary:
 
 @dataclass(frozen=True)
 class RegistryState:
+    """The contents of ``registry_state.json``."""
+
     canary: Canary | None = None
     quarantined: dict[str, dict[str, str]] = field(default_factory=dict)
     stable_history: tuple[str, ...] = ()  # prod versions in the order they became current
@@ -84,6 +88,8 @@ class RegistryState:
 
 @dataclass(frozen=True)
 class SwitchEvent:
+    """A change of the current version, as returned by ``use`` and ``rollback``."""
+
     kind: str
     actor: str
     from_version: str | None
@@ -121,6 +127,7 @@ class ModelStore:
         return [str(v) for v in sorted(found)]
 
     def path(self, version: str) -> Path:
+        """The version's folder; ``InvalidVersionError`` / ``VersionNotFoundError`` otherwise."""
         Version.parse(version)
         p = self.root / version
         if not (p / MANIFEST_NAME).exists():
@@ -128,6 +135,7 @@ class ModelStore:
         return p
 
     def manifest(self, version: str) -> Manifest:
+        """The version's validated manifest (the model file is not checked; see ``verify``)."""
         return Manifest.read(self.path(version))
 
     def verify(self, version: str) -> Manifest:
@@ -158,6 +166,7 @@ class ModelStore:
         return manifest, folder / manifest.model_file
 
     def current(self) -> str:
+        """The version the ``current`` symlink points to (read from disk on every call)."""
         link = self.root / CURRENT
         try:
             target = os.readlink(link)
@@ -168,6 +177,7 @@ class ModelStore:
         return Path(target).name
 
     def state(self) -> RegistryState:
+        """Canary, quarantine and stable history; the empty state when none was written yet."""
         p = self.root / STATE
         try:
             return RegistryState.from_json(p.read_text())
@@ -265,6 +275,7 @@ class ModelStore:
         return self.use(target, actor=actor, reason=reason, kind="rollback", evidence=evidence)
 
     def quarantine(self, version: str, *, reason: str, actor: str) -> None:
+        """Mark ``version`` so nothing serves it automatically (stops it if it is the canary)."""
         def change(s: RegistryState) -> RegistryState:
             q = dict(s.quarantined)
             q[version] = {"reason": reason, "at": self._clock().isoformat(), "actor": actor}
