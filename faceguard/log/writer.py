@@ -3,7 +3,7 @@
 ``LogWriter.write`` costs one JSON encode and one ``os.write`` of a line to
 ``settings.spool_dir/<host>-<pid>-<uuid>.jsonl``; it never opens the database, so a locked,
 missing or broken database cannot slow down or fail a request: records wait in the spool.
-A daemon thread runs :func:`faceguard.log.ingest.ingest` every ``ingest_interval_s`` while
+A daemon thread runs :func:`faceguard.log.spool.ingest` every ``ingest_interval_s`` while
 there is something to merge, and ``close()`` (also run at interpreter exit) seals the spool
 and ingests one last time.
 
