@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Callable
 
 from faceguard.detectors.base import Detector, FakeDetector
+from faceguard.errors import ManifestError, ModelLoadError
 from faceguard.registry.manifest import Architecture, Manifest
 
 
@@ -16,20 +17,21 @@ def _blazeface(manifest: Manifest, model: bytes) -> Detector:
     from faceguard.detectors.blazeface import BlazeFaceDetector, BlazeFaceOptions
     from faceguard.detectors.tiled import TiledDetector, TilingOptions
 
+    tiling = manifest.inference.get("tiling")
+    try:  # before the detector is built, so a bad manifest costs nothing
+        tiling_options = TilingOptions.from_dict(tiling) if tiling else None
+    except (TypeError, ValueError) as exc:
+        raise ManifestError(manifest.model_version, "inference", f"tiling: {exc}") from exc
     det: Detector = BlazeFaceDetector(
         model,
         BlazeFaceOptions(min_confidence=manifest.confidence_threshold, nms_iou=manifest.iou_threshold),
         version=manifest.model_version,
     )
-    tiling = manifest.inference.get("tiling")
-    if tiling:
-        det = TiledDetector(det, TilingOptions.from_dict(tiling))
-    return det
+    return TiledDetector(det, tiling_options) if tiling_options else det
 
 
 def _centerface(manifest: Manifest, model: bytes) -> Detector:
     from faceguard.detectors.centerface import CenterFaceDetector, CenterFaceOptions
-    from faceguard.errors import ManifestError
 
     try:
         options = CenterFaceOptions.from_manifest(
@@ -52,8 +54,6 @@ def build_detector(manifest: Manifest, model: bytes) -> Detector:
     try:
         builder = BUILDERS[manifest.base_architecture]
     except KeyError:  # an Architecture added to the Enum without a builder
-        from faceguard.errors import ModelLoadError
-
         raise ModelLoadError(manifest.model_version, f"no detector for {manifest.base_architecture.value}") from None
     return builder(manifest, model)
 

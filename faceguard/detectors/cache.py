@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from faceguard.detectors import Detector, build_detector
 from faceguard.registry import Manifest, ModelStore
+from faceguard.registry.manifest import MANIFEST_NAME
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class DetectorCache:
 
         Raises ``ModelError`` (e.g. ``VersionNotFoundError``, ``ChecksumMismatchError``).
         """
-        stamp = (self.store.path(version) / "model_manifest.json").stat().st_mtime_ns
+        stamp = (self.store.path(version) / MANIFEST_NAME).stat().st_mtime_ns
         hit = self._models.get(version)
         if hit and hit[0] == stamp:
             return hit[1]

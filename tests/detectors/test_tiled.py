@@ -121,3 +121,21 @@ def test_parallel_tiles_give_the_same_result():
     two = det.detect(img)
     det.close()
     assert one.xyxy.tolist() == two.xyxy.tolist() == [[500, 300, 540, 340]]
+
+
+@pytest.mark.parametrize(
+    ("tiling", "message"),
+    [({"tile": 8}, "tile sides must be >= 32"), ({"bogus": 1}, "unexpected keyword argument 'bogus'")],
+)
+def test_build_detector_turns_a_bad_tiling_option_into_a_manifest_error(tiling, message):
+    import dataclasses
+
+    from faceguard.detectors import build_detector
+    from faceguard.errors import ManifestError
+    from faceguard.registry import ModelStore
+    from tests.conftest import MODELS
+
+    manifest, model = ModelStore(MODELS).load("v1.2.0-beta")
+    bad = dataclasses.replace(manifest, inference={"tiling": tiling})
+    with pytest.raises(ManifestError, match=f"inference.*{message}"):
+        build_detector(bad, model)
