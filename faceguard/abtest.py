@@ -43,6 +43,8 @@ from faceguard.stats import (  # noqa: F401
 
 
 class ABVerdict(str, Enum):
+    """The A/B comparison's outcome for candidate b (the rule is in the module docstring)."""
+
     BETTER = "better"
     WORSE = "worse"
     NOT_ENOUGH_DATA = "not_enough_data"
@@ -83,6 +85,8 @@ class VariantCounts:
 
 @dataclass(frozen=True, kw_only=True)
 class VariantStats:
+    """One variant's figures with their intervals, built from its counts and latencies."""
+
     version: str
     images: int
     errors: int
@@ -98,6 +102,7 @@ class VariantStats:
 
     @classmethod
     def from_counts(cls, c: VariantCounts, latencies: np.ndarray) -> "VariantStats":
+        """The figures of ``c``, with latency mean and percentiles from ``latencies`` when there are any."""
         lat = np.asarray(latencies, dtype=np.float64)
         return cls(
             version=c.version, images=c.images, errors=c.errors,
@@ -115,6 +120,8 @@ class VariantStats:
 
 @dataclass(frozen=True, kw_only=True)
 class ABReport:
+    """Both variants' figures, the differences b - a with their intervals, and the verdict with its reasons."""
+
     a: VariantStats
     b: VariantStats
     since: datetime | None

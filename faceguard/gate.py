@@ -42,12 +42,16 @@ from faceguard.stats import Interval, scipy_stats, wilson
 
 
 class Verdict(str, Enum):
+    """A criterion's, a day's or the whole gate's outcome."""
+
     PASS = "pass"
     FAIL = "fail"
     INCONCLUSIVE = "inconclusive"
 
 
 class Criterion(str, Enum):
+    """What the gate judges each day (see the module table)."""
+
     RECALL = "recall"
     PRECISION = "precision"
     FP_PER_100 = "fp_per_100"
@@ -71,6 +75,7 @@ class DayFigures:
 
     @classmethod
     def from_latencies(cls, day: date, latencies: Sequence[float], **counts: int) -> "DayFigures":
+        """Figures of ``day`` with latency n, mean and sample sd taken from ``latencies``."""
         x = np.asarray(latencies, dtype=np.float64)
         return cls(day=day, latency_n=len(x), latency_mean=float(x.mean()) if len(x) else None,
                    latency_sd=float(x.std(ddof=1)) if len(x) > 1 else None, **counts)
@@ -78,6 +83,8 @@ class DayFigures:
 
 @dataclass(frozen=True)
 class CriterionResult:
+    """One criterion on one day: figure, interval, target and verdict."""
+
     criterion: Criterion
     figure: float | None
     interval: Interval | None
@@ -87,6 +94,7 @@ class CriterionResult:
     verdict: Verdict
 
     def describe(self) -> str:
+        """One line for people, e.g. ``recall 96.0% [93.1%, 97.7%] (target >= 95.0%, n=300): inconclusive``."""
         if self.figure is None or (isinstance(self.figure, float) and math.isnan(self.figure)):
             fig = "no data"
         elif self.criterion is Criterion.REVIEWED:
@@ -110,6 +118,8 @@ def format_figure(c: Criterion, v: float) -> str:
 
 @dataclass(frozen=True)
 class DayResult:
+    """Every criterion of one UTC day and the day's verdict."""
+
     day: date
     images: int
     reviewed_images: int
@@ -119,6 +129,8 @@ class DayResult:
 
 @dataclass(frozen=True)
 class GateReport:
+    """The gate for one version: every day looked at, the days judged, and the verdict."""
+
     version: str
     now: datetime
     days: tuple[DayResult, ...]  # oldest first; today last
@@ -131,6 +143,7 @@ class GateReport:
         return self.verdict is Verdict.PASS
 
     def describe(self) -> str:
+        """One line for people: the verdict and what kept each judged day from passing."""
         judged = {d.day: d for d in self.days if d.day in self.judged}
         bad = [f"{day}: {d.verdict.value} ({'; '.join(c.describe() for c in d.criteria if c.verdict is not Verdict.PASS)})"
                for day, d in judged.items() if d.verdict is not Verdict.PASS]
@@ -175,6 +188,8 @@ def poisson_interval(count: int, exposure: float, *, alpha: float = 0.05) -> Int
 
 
 def judge_at_most(ci: Interval | None, target: float) -> Verdict:
+    """A figure that must stay at or under ``target``: PASS when the interval's upper bound does,
+    FAIL when even its lower bound is above, INCONCLUSIVE otherwise (or without an interval)."""
     if ci is None:
         return Verdict.INCONCLUSIVE
     if ci.high <= target:
@@ -286,6 +301,8 @@ def evaluate(db, version: str, settings: Settings, *, now: datetime | None = Non
 # -- promotion -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Promotion:
+    """What ``promote`` did: the switch event, the gate report, and whether the gate was overridden."""
+
     event: SwitchEvent
     report: GateReport
     forced: bool

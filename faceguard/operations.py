@@ -23,6 +23,8 @@ from faceguard.registry import ModelStore, SwitchEvent
 
 @dataclass(frozen=True)
 class ManualRollback:
+    """What ``manual_rollback`` did: the switch event, the versions left and restored, and the alert."""
+
     event: SwitchEvent
     failed_version: str | None
     restored_version: str

@@ -74,6 +74,8 @@ _EVAL_KEYS = {
 
 @dataclass(frozen=True)
 class BarCheck:
+    """One figure of a version's evaluation against the canary bar."""
+
     name: str
     figure: float | None
     target: float
@@ -157,6 +159,8 @@ def latest_evaluation(store: ModelStore, version: str, *, db=None,
 # -- starting and stopping ----------------------------------------------------------------------
 @dataclass(frozen=True)
 class CanaryStart:
+    """What ``start_canary`` did: the canary now running, the split it replaced, and the internal test."""
+
     canary: Canary
     previous: Canary | None  # the same version's earlier split, when only the percent changed
     internal_test: InternalTest
@@ -242,6 +246,8 @@ def stop_canary(store: ModelStore, *, actor: str, reason: str = "", evidence: di
 
 @dataclass(frozen=True)
 class RolloutStatus:
+    """Where traffic goes now: the current version, the canary (if it takes traffic) and the quarantine."""
+
     current: str
     previous_stable: str | None
     canary: Canary | None

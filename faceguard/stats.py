@@ -46,6 +46,8 @@ Z95 = 1.959963984540054
 
 
 class Interval(NamedTuple):
+    """A two-sided interval ``[low, high]``."""
+
     low: float
     high: float
 
@@ -64,6 +66,7 @@ class Estimate:
 
     @classmethod
     def proportion(cls, successes: int, n: int) -> "Estimate":
+        """``successes / n`` with its Wilson interval (NaN and (0, 1) when ``n`` is 0)."""
         lo, hi = wilson(successes, n)
         return cls(successes / n if n else math.nan, lo, hi, n)
 

@@ -61,6 +61,8 @@ class LabelledImage:
 
 @dataclass(frozen=True)
 class Dataset:
+    """A labelled data set: its folder, its images with their face boxes, and which labels were read."""
+
     root: Path
     images: tuple[LabelledImage, ...]
     fingerprint: str = ""  # sha256 of the two CSV files (first 16 hex): which labels were used
@@ -77,6 +79,7 @@ class Dataset:
         return sum(im.is_negative for im in self.images)
 
     def subset(self, names: Iterable[str]) -> "Dataset":
+        """The images named in ``names``, in data set order."""
         wanted = set(names)
         return Dataset(self.root, tuple(im for im in self.images if im.name in wanted), self.fingerprint)
 

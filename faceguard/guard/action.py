@@ -27,6 +27,8 @@ ROLLOUT_LOCK = ".rollout.lock"
 
 
 class RollbackAction(str, Enum):
+    """What ``roll_back`` did about a breach."""
+
     ROLLED_BACK = "rolled_back"  # current switched back to the previous stable version
     CANARY_STOPPED = "canary_stopped"  # the canary stopped: all traffic on the stable version again
     NO_TARGET = "no_target"  # the current version breached with no stable version to return to: alert only
@@ -40,6 +42,8 @@ class RollbackAction(str, Enum):
 
 @dataclass(frozen=True)
 class RollbackResult:
+    """A breach, what was done about it, the version now serving, and the alert raised (if any)."""
+
     action: RollbackAction
     breach: Breach
     restored_version: str | None = None

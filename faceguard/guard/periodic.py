@@ -39,6 +39,8 @@ def stats_from_log(db, version: str, th: Thresholds, *, now: datetime) -> RuleSt
 
 @dataclass(frozen=True)
 class CheckReport:
+    """One ``check`` run: the figures of every watched version, the breaches, and the actions taken."""
+
     now: datetime
     checked: tuple[RuleStats, ...]
     breaches: tuple[Breach, ...]

@@ -27,12 +27,16 @@ from faceguard.registry import ModelStore
 
 
 class Rule(str, Enum):
+    """The rollback rules (see the module docstring)."""
+
     CONSECUTIVE_FAILURES = "consecutive_failures"
     FALSE_POSITIVE_RATE = "false_positive_rate"
     MEAN_LATENCY = "mean_latency"
 
 
 class FpSource(str, Enum):
+    """What the false-positive figure was judged from: reviews, shadow disagreement, or nothing yet."""
+
     REVIEWS = "reviews"
     SHADOW = "shadow"
     NONE = "none"
@@ -40,6 +44,8 @@ class FpSource(str, Enum):
 
 @dataclass(frozen=True, kw_only=True)
 class Thresholds:
+    """The limits the rules judge one version against (``GuardSettings`` plus its latency budget)."""
+
     max_consecutive_failures: int
     max_fp_rate: float
     fp_window_images: int
@@ -50,6 +56,7 @@ class Thresholds:
 
     @classmethod
     def from_settings(cls, guard: GuardSettings, latency_budget_ms: float | None = None) -> "Thresholds":
+        """The guard settings' limits; ``latency_budget_ms`` (the manifest's) replaces ``max_mean_ms``."""
         return cls(
             max_consecutive_failures=guard.max_consecutive_failures, max_fp_rate=guard.max_fp_rate,
             fp_window_images=guard.fp_window_images, fp_min_images=min(guard.fp_min_images, guard.fp_window_images),
@@ -83,6 +90,8 @@ class RuleStats:
 
 @dataclass(frozen=True)
 class Breach:
+    """A rule a version broke: the figure against the threshold over its evidence window."""
+
     rule: Rule
     version: str
     figure: float

@@ -74,6 +74,7 @@ def new_id() -> str:
 
 
 def utcnow() -> datetime:
+    """The current time as an aware UTC datetime (the default of every record's ``ts``)."""
     return datetime.now(timezone.utc)
 
 

@@ -145,6 +145,7 @@ def schema_version(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def check_not_too_new(version: int, db_path: Path | str) -> None:
+    """Raise ``SchemaTooNewError`` when the database was migrated by a newer faceguard."""
     if version > LATEST_VERSION:
         raise SchemaTooNewError(
             f"{db_path}: log database is at schema version {version}, but this faceguard only knows "

@@ -210,6 +210,7 @@ class ResourceSampler:
         return record
 
     def start(self) -> "ResourceSampler":
+        """Start sampling in a daemon thread (again a no-op while it runs); returns self."""
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="faceguard-resource-sampler", daemon=True)
             self._thread.start()
@@ -223,6 +224,7 @@ class ResourceSampler:
                 return  # the writer was closed (or its spool cannot be written): nothing to sample into
 
     def stop(self) -> None:
+        """Stop the sampling thread and wait for it."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=self.interval_s + 1)
