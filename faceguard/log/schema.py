@@ -205,7 +205,8 @@ def open_for_read(
     """A read-only connection for one query, or ``None`` when there is no database yet.
 
     A database from an older faceguard is migrated first (briefly opening it for writing);
-    one from a newer faceguard raises ``SchemaTooNewError``.
+    one from a newer faceguard raises ``SchemaTooNewError``; DuckDB's errors while reading
+    (a damaged file, a failed query in the ``with`` block) come out as ``LogError``.
     """
     path = Path(db_path)
     if not path.exists():
@@ -214,11 +215,14 @@ def open_for_read(
     deadline = time.monotonic() + timeout_s
     for _ in range(2):
         with access.connection(path, read_only=True, timeout_s=max(deadline - time.monotonic(), 0.1)) as con:
-            version = schema_version(con)
-            check_not_too_new(version, path)
-            if version == LATEST_VERSION:
-                yield con
-                return
+            try:
+                version = schema_version(con)
+                check_not_too_new(version, path)
+                if version == LATEST_VERSION:
+                    yield con
+                    return
+            except duckdb.Error as exc:  # a damaged file or a failed query: name the file, not DuckDB
+                raise LogError(f"{path}: cannot read the log database: {exc}") from exc
         with open_for_write(path, timeout_s=max(deadline - time.monotonic(), 0.1)):
             pass  # migrated; read again
     raise LogError(f"{path}: schema stayed at version {version} after migrating")  # pragma: no cover
