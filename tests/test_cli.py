@@ -128,3 +128,22 @@ def test_cli_rollback_records_event_and_raises_the_banner(fg_env):
     assert banner is not None and "v1.0.0-prod" in banner.message
     ev = queries.events(fg_env.db_path, kinds=["rollback"])
     assert len(ev) == 1 and ev.iloc[0]["actor"] == "ops" and ev.iloc[0]["reason"] == "too slow"
+
+
+def test_zero_margin_is_honoured(fg_env, astronaut_jpeg, tmp_path, monkeypatch):
+    from faceguard.cli import blur as blur_cli
+
+    seen = {}
+    real = blur_cli._options
+
+    def spy(engine, model, **overrides):
+        opts = real(engine, model, **overrides)
+        seen["margin"] = opts.margin if opts else None
+        return opts
+
+    monkeypatch.setattr(blur_cli, "_options", spy)
+    src = tmp_path / "a.jpg"
+    src.write_bytes(astronaut_jpeg)
+    res = runner.invoke(app, ["blur", str(src), "-o", str(tmp_path / "o"), "--margin", "0", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert seen["margin"] == 0.0

@@ -51,7 +51,8 @@ def blur_command(
 
 
 def _options(engine: Engine, model, **overrides) -> AnonymizeOptions | None:
-    given = {k: v for k, v in overrides.items() if v not in (None, False)}
+    # `is not`, not `in`: 0.0 == False, and --margin 0 is a real choice.
+    given = {k: v for k, v in overrides.items() if v is not None and v is not False}
     if not given:
         return None  # each image uses the anonymizer settings of the version that served it
     base = engine.store.manifest(model or engine.store.current()).anonymizer
