@@ -217,7 +217,7 @@ def start_canary(
 
     new_state = store.update_state(change)
     forced = force and not test.passed
-    _record(store, "canary_start", actor, current, version, reason or "canary start", {
+    store.record_event("canary_start", actor, current, version, reason or "canary start", {
         "percent": percent,
         "previous_percent": seen["previous"].percent if seen["previous"] else None,
         "shadow_rate": settings.rollout.shadow_rate, "union_blur": settings.rollout.union_blur,
@@ -239,7 +239,7 @@ def stop_canary(store: ModelStore, *, actor: str, reason: str = "", evidence: di
     store.update_state(change)
     canary = stopped["canary"]
     if canary is not None:
-        _record(store, "canary_stop", actor, canary.version, _current_or_none(store), reason or "canary stop",
+        store.record_event("canary_stop", actor, canary.version, _current_or_none(store), reason or "canary stop",
                 {"percent": canary.percent, "started_at": canary.started_at, **(evidence or {})})
     return canary
 
@@ -276,12 +276,6 @@ def _current_or_none(store: ModelStore) -> str | None:
     except ModelError:
         return None
 
-
-def _record(store: ModelStore, kind: str, actor: str, from_v: str | None, to_v: str | None, reason: str,
-            evidence: dict[str, Any]) -> None:
-    if store.recorder is not None:
-        store.recorder.record_event(kind=kind, actor=actor, from_version=from_v, to_version=to_v,
-                                    reason=reason, evidence=evidence)
 
 
 __all__ = [

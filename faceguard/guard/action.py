@@ -68,7 +68,7 @@ def roll_back(
             # The canary misbehaved: quarantining it also clears the canary split.
             store.quarantine(version, reason=reason, actor=actor)
             action, restored = RollbackAction.CANARY_STOPPED, current
-            _record(store, actor, version, current, reason, {**breach.evidence(), "action": action.value,
+            store.record_event("rollback", actor, version, current, reason, {**breach.evidence(), "action": action.value,
                                                               "canary_percent": active.percent})
         elif version == current:
             if not settings.guard.watch_current:
@@ -109,11 +109,6 @@ def _open_alert_exists(settings: Settings, breach: Breach) -> bool:
         return False
     return bool(((df["rule"] == breach.rule.value) & (df["version"] == breach.version)).any())
 
-
-def _record(store: ModelStore, actor: str, from_v: str, to_v: str | None, reason: str, evidence: dict) -> None:
-    if store.recorder is not None:
-        store.recorder.record_event(kind="rollback", actor=actor, from_version=from_v, to_version=to_v,
-                                    reason=reason, evidence=evidence)
 
 
 __all__ = ["RollbackAction", "RollbackResult", "roll_back"]

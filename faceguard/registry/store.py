@@ -216,8 +216,10 @@ class ModelStore:
             self._write_state(new)
             return new
 
-    def _record(self, kind: str, actor: str, from_v: str | None, to_v: str | None, reason: str,
-                evidence: dict[str, Any] | None = None) -> None:
+    def record_event(self, kind: str, actor: str, from_v: str | None, to_v: str | None, reason: str,
+                     evidence: dict[str, Any] | None = None) -> None:
+        """Report a model event (switch, canary, rollback, ...) to the store's recorder, if any:
+        the one path rollout, guard and the store itself use."""
         if self.recorder is not None:
             self.recorder.record_event(kind=kind, actor=actor, from_version=from_v, to_version=to_v,
                                        reason=reason, evidence=evidence or {})
@@ -255,7 +257,7 @@ class ModelStore:
                                             stable_history=tuple(_dedupe_tail(history))))
         event = SwitchEvent(kind=kind, actor=actor, from_version=old, to_version=version,
                             reason=reason, at=self._clock().isoformat())
-        self._record(kind, actor, old, version, reason, evidence)
+        self.record_event(kind, actor, old, version, reason, evidence)
         return event
 
     def rollback(self, to: str | None = None, *, actor: str, reason: str,
@@ -283,7 +285,7 @@ class ModelStore:
             return RegistryState(canary=canary, quarantined=q, stable_history=s.stable_history)
 
         self.update_state(change)
-        self._record("quarantine", actor, version, None, reason)
+        self.record_event("quarantine", actor, version, None, reason)
 
     def add_version(self, manifest: Manifest, model_file: Path, *, extra_files: Iterator[Path] = ()) -> Path:
         """Create a version folder from a model file (copied) and a manifest (written)."""
@@ -351,7 +353,7 @@ class ModelStore:
                     shutil.rmtree(trash)
         if not dry_run:
             for v in doomed:
-                self._record("prune", actor, v, None, reason)
+                self.record_event("prune", actor, v, None, reason)
         return doomed
 
 
